@@ -1,1 +1,759 @@
-//! (being written)
+//! What the app asks for: its `environment.yml`, `runtime.txt`, an `@EXPLICIT` spec file,
+//! vendored packages, and the `BP_` settings set with `cf set-env`. Everything a user writes is
+//! read here, once, with limits and with messages that point at the line to fix.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::Value;
+
+/// The environment file names conda accepts, in the order we look for them.
+pub(crate) const ENVIRONMENT_FILES: [&str; 2] = ["environment.yml", "environment.yaml"];
+/// The file `conda list --explicit > spec-file.txt` writes, as conda's documentation names it.
+pub(crate) const EXPLICIT_SPEC_FILE: &str = "spec-file.txt";
+pub(crate) const RUNTIME_TXT: &str = "runtime.txt";
+pub(crate) const VENDOR_DIR: &str = "vendor";
+
+/// An environment file larger than this is not an environment file; reading it whole would
+/// only let a mistake (a data file committed under that name) exhaust staging memory.
+const MAX_TEXT_FILE_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AppError {
+    #[error("cannot read {file}: {source}")]
+    Unreadable {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file} is {size} bytes")]
+    TooLarge { file: String, size: u64 },
+    #[error("{file} is not UTF-8 text")]
+    NotUtf8 { file: String },
+    #[error("{file} is not valid YAML: {reason}")]
+    InvalidYaml {
+        file: String,
+        reason: String,
+        line: Option<usize>,
+        column: Option<usize>,
+    },
+    #[error("{file}: {reason}")]
+    InvalidEnvironment { file: String, reason: String },
+    #[error("runtime.txt: {reason}")]
+    InvalidRuntimeTxt { content: String, reason: String },
+    #[error("{file}: {reason}")]
+    InvalidExplicitSpec { file: String, reason: String },
+    #[error("{variable}={value}: {reason}")]
+    InvalidSetting {
+        variable: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// One entry of `dependencies:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Dependency {
+    /// A conda match spec, as written.
+    Conda(String),
+    /// The nested `- pip: [...]` list.
+    Pip(Vec<String>),
+}
+
+/// The parts of an environment file the buildpack acts on; conda reads the file itself too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct EnvironmentSpec {
+    pub(crate) name: Option<String>,
+    pub(crate) channels: Vec<String>,
+    pub(crate) dependencies: Vec<Dependency>,
+    /// `variables:` become environment variables of the running app, as `conda activate`
+    /// would set them.
+    pub(crate) variables: BTreeMap<String, String>,
+}
+
+impl EnvironmentSpec {
+    pub(crate) fn conda_specs(&self) -> impl Iterator<Item = &str> {
+        self.dependencies
+            .iter()
+            .filter_map(|dependency| match dependency {
+                Dependency::Conda(spec) => Some(spec.as_str()),
+                Dependency::Pip(_) => None,
+            })
+    }
+
+    pub(crate) fn pip_requirements(&self) -> impl Iterator<Item = &str> {
+        self.dependencies
+            .iter()
+            .filter_map(|dependency| match dependency {
+                Dependency::Pip(requirements) => Some(requirements.iter().map(String::as_str)),
+                Dependency::Conda(_) => None,
+            })
+            .flatten()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct EnvironmentFile {
+    pub(crate) file_name: String,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) spec: EnvironmentSpec,
+}
+
+/// `runtime.txt`: `python-2.7.18`, `python-3.9.x`, `python-3`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RuntimeTxt {
+    /// The version as written after `python-`, e.g. `3.9.x`.
+    pub(crate) written: String,
+    /// Its numeric segments, e.g. `[3, 9]` for `3.9.x`.
+    pub(crate) segments: Vec<u64>,
+    /// Whether the last segment was a wildcard (`3.9.x`) or absent (`3`).
+    pub(crate) is_line: bool,
+}
+
+/// An `@EXPLICIT` spec file: exact package URLs, installed with no solve.
+#[derive(Debug, Clone)]
+pub(crate) struct ExplicitSpec {
+    pub(crate) file_name: String,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) urls: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct App {
+    pub(crate) environment: Option<EnvironmentFile>,
+    pub(crate) runtime_txt: Option<RuntimeTxt>,
+    pub(crate) explicit_spec: Option<ExplicitSpec>,
+    /// `vendor/`, when it holds conda packages.
+    pub(crate) vendor_dir: Option<PathBuf>,
+}
+
+impl App {
+    pub(crate) fn read(build_dir: &Path) -> Result<Self, AppError> {
+        let environment = match find_environment_file(build_dir) {
+            Some(path) => Some(read_environment_file(&path)?),
+            None => None,
+        };
+        let runtime_txt = match read_optional_text(&build_dir.join(RUNTIME_TXT))? {
+            Some(text) => Some(parse_runtime_txt(&text)?),
+            None => None,
+        };
+        let explicit_spec = match read_optional_bytes(&build_dir.join(EXPLICIT_SPEC_FILE))? {
+            Some(bytes) => Some(parse_explicit_spec(EXPLICIT_SPEC_FILE, bytes)?),
+            None => None,
+        };
+        let vendor = build_dir.join(VENDOR_DIR);
+        let vendor_dir = vendor.is_dir().then_some(vendor);
+        Ok(Self {
+            environment,
+            runtime_txt,
+            explicit_spec,
+            vendor_dir,
+        })
+    }
+
+    /// Whether this is an app for this buildpack at all (what `detect` answers).
+    pub(crate) fn is_conda_app(build_dir: &Path) -> bool {
+        find_environment_file(build_dir).is_some() || build_dir.join(EXPLICIT_SPEC_FILE).is_file()
+    }
+}
+
+pub(crate) fn find_environment_file(build_dir: &Path) -> Option<PathBuf> {
+    ENVIRONMENT_FILES
+        .iter()
+        .map(|name| build_dir.join(name))
+        .find(|path| path.is_file())
+}
+
+fn file_label(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    )
+}
+
+fn read_optional_bytes(path: &Path) -> Result<Option<Vec<u8>>, AppError> {
+    if !path.exists() && fs::symlink_metadata(path).is_err() {
+        return Ok(None);
+    }
+    read_bounded(path).map(Some)
+}
+
+fn read_optional_text(path: &Path) -> Result<Option<String>, AppError> {
+    read_optional_bytes(path)?
+        .map(|bytes| into_text(path, bytes))
+        .transpose()
+}
+
+/// Reads at most `MAX_TEXT_FILE_BYTES`, refusing anything larger without reading it.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, AppError> {
+    let file = file_label(path);
+    let unreadable = |source| AppError::Unreadable {
+        file: file.clone(),
+        source,
+    };
+    let handle = fs::File::open(path).map_err(unreadable)?;
+    let size = handle.metadata().map_err(unreadable)?.len();
+    if size > MAX_TEXT_FILE_BYTES {
+        return Err(AppError::TooLarge { file, size });
+    }
+    let mut bytes = Vec::new();
+    handle
+        .take(MAX_TEXT_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    Ok(bytes)
+}
+
+fn into_text(path: &Path, bytes: Vec<u8>) -> Result<String, AppError> {
+    let text = String::from_utf8(bytes).map_err(|_| AppError::NotUtf8 {
+        file: file_label(path),
+    })?;
+    // Editors on Windows write a byte-order mark; conda and YAML do not want it.
+    Ok(text
+        .strip_prefix('\u{feff}')
+        .map(str::to_string)
+        .unwrap_or(text))
+}
+
+pub(crate) fn read_environment_file(path: &Path) -> Result<EnvironmentFile, AppError> {
+    let file_name = file_label(path);
+    let bytes = read_bounded(path)?;
+    let text = into_text(path, bytes.clone())?;
+    let spec = parse_environment(&file_name, &text)?;
+    Ok(EnvironmentFile {
+        file_name,
+        bytes,
+        spec,
+    })
+}
+
+/// Parses an environment file. YAML errors keep their line and column; structural errors name
+/// the key and the entry.
+pub(crate) fn parse_environment(file: &str, text: &str) -> Result<EnvironmentSpec, AppError> {
+    let invalid = |reason: String| AppError::InvalidEnvironment {
+        file: file.to_string(),
+        reason,
+    };
+    let document: Value = serde_yaml_ng::from_str(text).map_err(|error| {
+        let location = error.location();
+        AppError::InvalidYaml {
+            file: file.to_string(),
+            reason: error.to_string(),
+            line: location.as_ref().map(serde_yaml_ng::Location::line),
+            column: location.as_ref().map(serde_yaml_ng::Location::column),
+        }
+    })?;
+    let mapping = match document {
+        Value::Mapping(mapping) => mapping,
+        Value::Null => return Err(invalid("the file is empty".into())),
+        other => {
+            return Err(invalid(format!(
+                "the top level must be a mapping with `dependencies:`, not {}",
+                describe(&other)
+            )));
+        }
+    };
+    let mut spec = EnvironmentSpec::default();
+    for (key, value) in mapping {
+        let Value::String(key) = key else {
+            return Err(invalid(format!("the key {} is not a name", describe(&key))));
+        };
+        match key.as_str() {
+            "name" => {
+                spec.name =
+                    Some(scalar(&value).ok_or_else(|| invalid("`name` must be text".into()))?)
+            }
+            "channels" => spec.channels = string_list(&value, "channels").map_err(invalid)?,
+            "dependencies" => spec.dependencies = dependencies(&value).map_err(invalid)?,
+            "variables" => spec.variables = variables(&value).map_err(invalid)?,
+            // conda reads `prefix` too, but the buildpack decides where the environment lives.
+            "prefix" => {}
+            other => {
+                return Err(invalid(format!(
+                    "unknown key `{other}`; an environment file has `name`, `channels`, \
+                     `dependencies`, `variables` and `prefix`"
+                )));
+            }
+        }
+    }
+    Ok(spec)
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "an empty value",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// Text, or a number or boolean written where text was meant (`- 3.9` is `3.9`).
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
+
+fn string_list(value: &Value, key: &str) -> Result<Vec<String>, String> {
+    match value {
+        Value::Null => Ok(Vec::new()),
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                scalar(item).ok_or_else(|| {
+                    format!(
+                        "`{key}` entry {} is {}, not text",
+                        index + 1,
+                        describe(item)
+                    )
+                })
+            })
+            .collect(),
+        other => Err(format!("`{key}` must be a list, not {}", describe(other))),
+    }
+}
+
+fn dependencies(value: &Value) -> Result<Vec<Dependency>, String> {
+    let Value::Sequence(items) = value else {
+        if matches!(value, Value::Null) {
+            return Ok(Vec::new());
+        }
+        return Err(format!(
+            "`dependencies` must be a list, not {}",
+            describe(value)
+        ));
+    };
+    let mut result = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let position = index + 1;
+        match item {
+            Value::Mapping(mapping) => {
+                let mut pip = None;
+                for (key, requirements) in mapping {
+                    if key.as_str() == Some("pip") {
+                        pip = Some(string_list(requirements, "pip")?);
+                    } else {
+                        return Err(format!(
+                            "`dependencies` entry {position} is a mapping; the only mapping \
+                             allowed there is `pip:` with a list of requirements"
+                        ));
+                    }
+                }
+                result.push(Dependency::Pip(pip.unwrap_or_default()));
+            }
+            other => {
+                let spec = scalar(other).ok_or_else(|| {
+                    format!(
+                        "`dependencies` entry {position} is {}, not a package spec like \
+                         `numpy=1.26`",
+                        describe(other)
+                    )
+                })?;
+                if spec.trim().is_empty() {
+                    return Err(format!("`dependencies` entry {position} is empty"));
+                }
+                result.push(Dependency::Conda(spec.trim().to_string()));
+            }
+        }
+    }
+    Ok(result)
+}
+
+fn variables(value: &Value) -> Result<BTreeMap<String, String>, String> {
+    let Value::Mapping(mapping) = value else {
+        if matches!(value, Value::Null) {
+            return Ok(BTreeMap::new());
+        }
+        return Err(format!(
+            "`variables` must be a mapping, not {}",
+            describe(value)
+        ));
+    };
+    let mut result = BTreeMap::new();
+    for (key, value) in mapping {
+        let name = scalar(key).ok_or_else(|| "a `variables` name is not text".to_string())?;
+        let valid_name = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_name {
+            return Err(format!(
+                "`variables` has `{name}`, which is not an environment variable name"
+            ));
+        }
+        let value = match value {
+            Value::Null => String::new(),
+            other => scalar(other).ok_or_else(|| {
+                format!("`variables.{name}` must be text, not {}", describe(other))
+            })?,
+        };
+        result.insert(name, value);
+    }
+    Ok(result)
+}
+
+/// Parses `runtime.txt`. Comment lines, blank lines, CRLF and surrounding spaces are fine;
+/// anything but one `python-<version>` line is an error that shows what was found.
+pub(crate) fn parse_runtime_txt(text: &str) -> Result<RuntimeTxt, AppError> {
+    let invalid = |reason: &str| AppError::InvalidRuntimeTxt {
+        content: text.trim().chars().take(80).collect(),
+        reason: reason.to_string(),
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or("").trim())
+        .filter(|line| !line.is_empty())
+        .collect();
+    let line = match lines.as_slice() {
+        [] => return Err(invalid("the file names no Python version")),
+        [line] => *line,
+        _ => return Err(invalid("the file must hold one line like `python-3.11.9`")),
+    };
+    let Some(written) = line
+        .strip_prefix("python-")
+        .or_else(|| line.strip_prefix("python="))
+    else {
+        return Err(invalid(
+            "the line must start with `python-`, e.g. `python-3.11.9`",
+        ));
+    };
+    let mut segments = Vec::new();
+    let mut is_line = false;
+    let parts: Vec<&str> = written.split('.').collect();
+    for (index, part) in parts.iter().enumerate() {
+        if (*part == "x" || *part == "*") && index == parts.len() - 1 && index > 0 {
+            is_line = true;
+        } else if let Ok(number) = part.parse::<u64>() {
+            if part.len() > 1 && part.starts_with('0') {
+                return Err(invalid("version numbers do not start with 0"));
+            }
+            segments.push(number);
+        } else {
+            return Err(invalid(
+                "the version must be numbers separated by dots, e.g. `python-3.11.9` or \
+                 `python-3.11.x`",
+            ));
+        }
+    }
+    if segments.len() > 3 {
+        return Err(invalid("a Python version has at most three numbers"));
+    }
+    if segments.len() < 3 {
+        is_line = true;
+    }
+    Ok(RuntimeTxt {
+        written: written.to_string(),
+        segments,
+        is_line,
+    })
+}
+
+/// Parses an `@EXPLICIT` spec file (`conda list --explicit` output): comments, the `@EXPLICIT`
+/// marker, then one package URL per line (with an optional `#md5` or `#sha256:` fragment).
+pub(crate) fn parse_explicit_spec(file: &str, bytes: Vec<u8>) -> Result<ExplicitSpec, AppError> {
+    let invalid = |reason: String| AppError::InvalidExplicitSpec {
+        file: file.to_string(),
+        reason,
+    };
+    let text = into_text(Path::new(file), bytes.clone())?;
+    let mut explicit = false;
+    let mut urls = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || (line.starts_with('#') && !line.starts_with("#@")) {
+            continue;
+        }
+        if line == "@EXPLICIT" {
+            explicit = true;
+            continue;
+        }
+        if !explicit {
+            return Err(invalid(format!(
+                "line {} comes before the `@EXPLICIT` marker; write the file with \
+                 `conda list --explicit > {file}`",
+                number + 1
+            )));
+        }
+        let url = line.split('#').next().unwrap_or(line);
+        let is_package = url.ends_with(".tar.bz2") || url.ends_with(".conda");
+        if !url.contains("://") || !is_package {
+            return Err(invalid(format!(
+                "line {} is not a package URL ending in .tar.bz2 or .conda: `{line}`",
+                number + 1
+            )));
+        }
+        urls.push(line.to_string());
+    }
+    if !explicit {
+        return Err(invalid(
+            "the file has no `@EXPLICIT` line; write it with `conda list --explicit`".into(),
+        ));
+    }
+    if urls.is_empty() {
+        return Err(invalid("the file lists no packages".into()));
+    }
+    Ok(ExplicitSpec {
+        file_name: file.to_string(),
+        bytes,
+        urls,
+    })
+}
+
+/// The conda distribution the app chose with `BP_CONDA_DISTRIBUTION`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Distribution {
+    Miniconda,
+    Miniforge,
+}
+
+impl Distribution {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Miniconda => "miniconda",
+            Self::Miniforge => "miniforge",
+        }
+    }
+}
+
+/// The buildpack's settings, from the app's environment (`cf set-env`, manifest `env:`).
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) distribution: Distribution,
+    /// `BP_CONDA_VERSION`: an exact installer version or a line like `4.12.x`.
+    pub(crate) conda_version: Option<String>,
+    pub(crate) stack: String,
+    /// `MEMORY_LIMIT` in MiB, as CF sets it (`1024m`).
+    pub(crate) memory_limit_mib: Option<u64>,
+}
+
+impl Settings {
+    pub(crate) fn from_env() -> Result<Self, AppError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, AppError> {
+        let distribution_value = lookup("BP_CONDA_DISTRIBUTION")
+            .map(|value| value.trim().to_ascii_lowercase())
+            .filter(|value| !value.is_empty());
+        let distribution = match distribution_value.as_deref() {
+            None | Some("miniconda" | "miniconda3" | "anaconda") => Distribution::Miniconda,
+            Some("miniforge" | "miniforge3" | "conda-forge") => Distribution::Miniforge,
+            Some(other) => {
+                return Err(AppError::InvalidSetting {
+                    variable: "BP_CONDA_DISTRIBUTION",
+                    value: other.to_string(),
+                    reason: "choose `miniconda` or `miniforge`".into(),
+                });
+            }
+        };
+        let conda_version = lookup("BP_CONDA_VERSION")
+            .map(|value| value.trim().to_string())
+            .filter(|value| !value.is_empty());
+        if let Some(version) = &conda_version {
+            let valid = version
+                .split('.')
+                .all(|part| part == "x" || part == "*" || part.parse::<u64>().is_ok());
+            if !valid {
+                return Err(AppError::InvalidSetting {
+                    variable: "BP_CONDA_VERSION",
+                    value: version.clone(),
+                    reason: "write an installer version like `24.7.1` or a line like `4.12.x`"
+                        .into(),
+                });
+            }
+        }
+        let stack = lookup("CF_STACK")
+            .map(|value| value.trim().to_string())
+            .filter(|value| !value.is_empty())
+            .unwrap_or_else(|| "cflinuxfs4".to_string());
+        let memory_limit_mib = lookup("MEMORY_LIMIT").and_then(|value| parse_memory_limit(&value));
+        Ok(Self {
+            distribution,
+            conda_version,
+            stack,
+            memory_limit_mib,
+        })
+    }
+}
+
+/// `1024m`, `2g`, `2G` as Cloud Foundry writes `MEMORY_LIMIT`.
+pub(crate) fn parse_memory_limit(value: &str) -> Option<u64> {
+    let value = value.trim().to_ascii_lowercase();
+    let (number, factor) = if let Some(number) = value.strip_suffix('g') {
+        (number, 1024)
+    } else if let Some(number) = value.strip_suffix('m') {
+        (number, 1)
+    } else {
+        (value.as_str(), 1)
+    };
+    number.trim().parse::<u64>().ok().map(|n| n * factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typical_environment_file_is_understood() {
+        let spec = parse_environment(
+            "environment.yml",
+            "name: app\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.11\n  - numpy>=1.26\n  - pip:\n    - gunicorn==22.0\nvariables:\n  MODE: prod\n",
+        )
+        .unwrap();
+        assert_eq!(spec.channels, ["conda-forge"]);
+        assert_eq!(
+            spec.conda_specs().collect::<Vec<_>>(),
+            ["python=3.11", "numpy>=1.26"]
+        );
+        assert_eq!(
+            spec.pip_requirements().collect::<Vec<_>>(),
+            ["gunicorn==22.0"]
+        );
+        assert_eq!(spec.variables["MODE"], "prod");
+    }
+
+    #[test]
+    fn crlf_bom_and_flow_lists_are_accepted() {
+        let text = "\u{feff}dependencies: [python=2.7, six]\r\nchannels: [main]\r\n";
+        let text = text.strip_prefix('\u{feff}').unwrap();
+        let spec = parse_environment("environment.yml", text).unwrap();
+        assert_eq!(spec.conda_specs().count(), 2);
+    }
+
+    #[test]
+    fn yaml_errors_carry_line_and_column() {
+        let error = parse_environment("environment.yml", "dependencies:\n  - numpy\n - bad: [\n")
+            .unwrap_err();
+        match error {
+            AppError::InvalidYaml { line, column, .. } => {
+                assert!(line.is_some() && column.is_some(), "{line:?} {column:?}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn structural_mistakes_name_the_entry() {
+        let error = parse_environment(
+            "environment.yml",
+            "dependencies:\n  - numpy\n  - {conda: x}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("entry 2"), "{error}");
+        let error = parse_environment("environment.yml", "dependencies: numpy\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("must be a list"), "{error}");
+        let error = parse_environment("environment.yml", "")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("empty"), "{error}");
+        let error = parse_environment("environment.yml", "dependencies: [a]\ndependencies: [b]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("duplicate"), "{error}");
+        let error = parse_environment("environment.yml", "depends: [a]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown key `depends`"), "{error}");
+    }
+
+    #[test]
+    fn alias_bombs_are_refused_not_expanded() {
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in b'b'..=b'z' {
+            let previous = char::from(level - 1);
+            let name = char::from(level);
+            text.push_str(&format!(
+                "{name}: &{name} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"
+            ));
+        }
+        text.push_str("dependencies: *z\n");
+        let started = std::time::Instant::now();
+        assert!(parse_environment("environment.yml", &text).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn runtime_txt_forms() {
+        let parse = |text| parse_runtime_txt(text).unwrap();
+        assert_eq!(parse("python-2.7.18").segments, [2, 7, 18]);
+        assert!(!parse("python-2.7.18").is_line);
+        assert_eq!(parse("python-3.9.x").segments, [3, 9]);
+        assert!(parse("python-3.9.x").is_line);
+        assert_eq!(parse("python-3").segments, [3]);
+        assert_eq!(parse("\u{feff}python-3.11.9\r\n").segments, [3, 11, 9]);
+        assert_eq!(
+            parse("# pinned\n  python-3.12.4   \n\n").segments,
+            [3, 12, 4]
+        );
+        assert_eq!(parse("python-3.10 # LTS").segments, [3, 10]);
+    }
+
+    #[test]
+    fn runtime_txt_garbage_is_refused_with_the_reason() {
+        for text in [
+            "",
+            "   \n# only a comment\n",
+            "python-banana",
+            "3.9",
+            "python-3.9\npython-2.7",
+            "python-3..1",
+            "python-3.9.1.2",
+            "ruby-3.2",
+        ] {
+            assert!(parse_runtime_txt(text).is_err(), "{text:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn explicit_specs_need_the_marker_and_package_urls() {
+        let good = b"# This file may be used to create an environment using:\n# platform: linux-64\n@EXPLICIT\nhttps://conda.anaconda.org/conda-forge/linux-64/python-3.11.9-h1_0.conda#abc\n".to_vec();
+        assert_eq!(
+            parse_explicit_spec("spec-file.txt", good)
+                .unwrap()
+                .urls
+                .len(),
+            1
+        );
+        let no_marker = b"https://x/y/python-3.11.9-h1_0.conda\n".to_vec();
+        assert!(parse_explicit_spec("spec-file.txt", no_marker).is_err());
+        let not_url = b"@EXPLICIT\nnumpy=1.26\n".to_vec();
+        assert!(parse_explicit_spec("spec-file.txt", not_url).is_err());
+    }
+
+    #[test]
+    fn settings_come_from_bp_variables() {
+        let settings = Settings::from_lookup(|name| match name {
+            "BP_CONDA_DISTRIBUTION" => Some("Miniforge".into()),
+            "BP_CONDA_VERSION" => Some("24.7.x".into()),
+            "MEMORY_LIMIT" => Some("2g".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(settings.distribution, Distribution::Miniforge);
+        assert_eq!(settings.conda_version.as_deref(), Some("24.7.x"));
+        assert_eq!(settings.stack, "cflinuxfs4");
+        assert_eq!(settings.memory_limit_mib, Some(2048));
+        assert!(
+            Settings::from_lookup(
+                |name| (name == "BP_CONDA_DISTRIBUTION").then(|| "anaconda-enterprise".into())
+            )
+            .is_err()
+        );
+        assert!(
+            Settings::from_lookup(|name| (name == "BP_CONDA_VERSION").then(|| "latest".into()))
+                .is_err()
+        );
+    }
+}

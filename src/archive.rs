@@ -1,1 +1,1 @@
-//! (being written)
+//! Reading conda archives safely (vendored packages are untrusted input).

@@ -1,1 +1,858 @@
-//! (being written)
+//! The app cache: what survives between pushes in the buildpack's CACHE dir.
+//!
+//! ```text
+//! CACHE/installers/<sha256>/<file>   verified installers
+//! CACHE/pkgs/                        conda's package cache (CONDA_PKGS_DIRS), never shipped
+//! CACHE/pip/                         pip's wheel cache
+//! CACHE/environment/entry-<key>/     one built environment: tree/ + metadata.json
+//! CACHE/work/                        scratch of one staging, wiped at its start and end
+//! ```
+//!
+//! An environment entry carries a [`Fingerprint`] of everything that decides the environment,
+//! compared field by field so the log can say why an entry was discarded, and a record of
+//! every file (size, mtime, mode, link target) so a partial, edited or truncated entry is
+//! caught before anything is restored from it. Entries are written under a temporary name
+//! and renamed into place complete: an interruption leaves the old entry or the new one.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::download::hex;
+use crate::fsutil;
+
+/// Bumped whenever the entry layout or the meaning of a field changes: an entry of another
+/// format is discarded, never interpreted.
+pub(crate) const FORMAT: u32 = 1;
+
+const ENVIRONMENT_DIR: &str = "environment";
+const ENTRY_PREFIX: &str = "entry-";
+const INCOMING_PREFIX: &str = ".incoming-";
+const METADATA: &str = "metadata.json";
+const TREE: &str = "tree";
+
+/// Everything that decides a built environment. A field added here takes part in the
+/// comparison (and gets a reason line in `differences`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Fingerprint {
+    pub(crate) buildpack_version: String,
+    pub(crate) stack: String,
+    pub(crate) installer: String,
+    pub(crate) installer_sha256: String,
+    pub(crate) python: String,
+    /// `(file name, sha256 of its bytes)` of each input file: environment.yml, spec-file.txt.
+    pub(crate) inputs: BTreeMap<String, String>,
+    /// A digest of `vendor/`: every archive's path, size and sha256.
+    pub(crate) vendor: Option<String>,
+    /// Where the environment runs, which its embedded paths name.
+    pub(crate) runtime_prefix: String,
+    /// Digests of the `CONDA_*`, `PIP_*` and `BP_CONDA_*` settings that change a solve.
+    /// Values are hashed: a token in `PIP_INDEX_URL` must not be written into the cache.
+    pub(crate) settings: BTreeMap<String, String>,
+}
+
+impl Fingerprint {
+    /// The reasons `self` (this staging) differs from `cached`, in plain words.
+    pub(crate) fn differences(&self, cached: &Self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        let mut changed = |what: &str, old: &str, new: &str| {
+            if old != new {
+                reasons.push(format!("{what} {old} -> {new}"));
+            }
+        };
+        changed(
+            "buildpack",
+            &cached.buildpack_version,
+            &self.buildpack_version,
+        );
+        changed("stack", &cached.stack, &self.stack);
+        changed("installer", &cached.installer, &self.installer);
+        changed("Python", &cached.python, &self.python);
+        changed(
+            "run-time path",
+            &cached.runtime_prefix,
+            &self.runtime_prefix,
+        );
+        if cached.installer == self.installer && cached.installer_sha256 != self.installer_sha256 {
+            reasons.push(format!("the sha256 of {} changed", self.installer));
+        }
+        for (file, digest) in &self.inputs {
+            match cached.inputs.get(file) {
+                None => reasons.push(format!("{file} added")),
+                Some(old) if old != digest => reasons.push(format!("{file} changed")),
+                Some(_) => {}
+            }
+        }
+        for file in cached
+            .inputs
+            .keys()
+            .filter(|file| !self.inputs.contains_key(*file))
+        {
+            reasons.push(format!("{file} removed"));
+        }
+        match (&cached.vendor, &self.vendor) {
+            (None, Some(_)) => reasons.push("vendor/ added".into()),
+            (Some(_), None) => reasons.push("vendor/ removed".into()),
+            (Some(old), Some(new)) if old != new => reasons.push("vendor/ changed".into()),
+            _ => {}
+        }
+        for (name, digest) in &self.settings {
+            match cached.settings.get(name) {
+                None => reasons.push(format!("{name} set")),
+                Some(old) if old != digest => reasons.push(format!("{name} changed")),
+                Some(_) => {}
+            }
+        }
+        for name in cached
+            .settings
+            .keys()
+            .filter(|name| !self.settings.contains_key(*name))
+        {
+            reasons.push(format!("{name} unset"));
+        }
+        reasons
+    }
+
+    /// A short stable key naming the entry directory.
+    fn key(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        hex(&Sha256::digest(json))[..16].to_string()
+    }
+}
+
+/// The settings that change what conda installs. Variables the buildpack sets itself for
+/// every conda run are left out: the user's value never reaches conda.
+pub(crate) fn relevant_settings(
+    variables: impl Iterator<Item = (String, String)>,
+) -> BTreeMap<String, String> {
+    const SET_BY_BUILDPACK: [&str; 14] = [
+        "CONDA_PKGS_DIRS",
+        "CONDA_QUIET",
+        "CONDA_ALWAYS_YES",
+        "CONDA_NOTIFY_OUTDATED_CONDA",
+        "CONDA_AUTO_UPDATE_CONDA",
+        "CONDA_REPORT_ERRORS",
+        "CONDA_CHANGEPS1",
+        "CONDA_OFFLINE",
+        "CONDA_PREFIX",
+        "CONDA_DEFAULT_ENV",
+        "PIP_NO_INPUT",
+        "PIP_PROGRESS_BAR",
+        "PIP_DISABLE_PIP_VERSION_CHECK",
+        "PIP_CACHE_DIR",
+    ];
+    variables
+        .filter(|(name, _)| {
+            (name.starts_with("CONDA_")
+                || name.starts_with("PIP_")
+                || name.starts_with("BP_CONDA_"))
+                && !SET_BY_BUILDPACK.contains(&name.as_str())
+                && name != "PIP_NO_COLOR"
+        })
+        .map(|(name, value)| {
+            let digest = hex(&Sha256::digest(value.as_bytes()))[..16].to_string();
+            (name, digest)
+        })
+        .collect()
+}
+
+pub(crate) fn sha256_bytes(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// One file-system entry of a cached tree, as recorded when it was saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Record {
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    File {
+        path: String,
+        mode: u32,
+        size: u64,
+        mtime_ns: i64,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+}
+
+impl Record {
+    fn path(&self) -> &str {
+        match self {
+            Self::Dir { path, .. } | Self::File { path, .. } | Self::Symlink { path, .. } => path,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Metadata {
+    format: u32,
+    fingerprint: Fingerprint,
+    created_unix: u64,
+    records: Vec<Record>,
+    /// sha256 of the JSON of the fields above: an edited metadata file is caught too.
+    checksum: String,
+}
+
+#[derive(Serialize)]
+struct MetadataBody<'a> {
+    format: u32,
+    fingerprint: &'a Fingerprint,
+    created_unix: u64,
+    records: &'a [Record],
+}
+
+impl Metadata {
+    fn body_checksum(&self) -> String {
+        let body = MetadataBody {
+            format: self.format,
+            fingerprint: &self.fingerprint,
+            created_unix: self.created_unix,
+            records: &self.records,
+        };
+        sha256_bytes(&serde_json::to_vec(&body).unwrap_or_default())
+    }
+}
+
+/// What a restore attempt found.
+pub(crate) enum Restore {
+    Restored(RestoreStats),
+    /// No entry at all (a first push, or a cleared cache).
+    Empty,
+    /// An entry for other inputs: rebuild, with the reasons.
+    Stale(Vec<String>),
+    /// An entry that cannot be trusted: rebuild, with a warning.
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RestoreStats {
+    pub(crate) files: u64,
+    pub(crate) bytes: u64,
+    pub(crate) linked: bool,
+    pub(crate) duration: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub(crate) struct CacheError {
+    pub(crate) context: String,
+    pub(crate) source: io::Error,
+}
+
+fn context(what: impl Into<String>) -> impl FnOnce(io::Error) -> CacheError {
+    let context = what.into();
+    move |source| CacheError { context, source }
+}
+
+pub(crate) struct AppCache {
+    root: PathBuf,
+}
+
+impl AppCache {
+    /// Opens the cache dir, removing what an interrupted staging left half-written.
+    pub(crate) fn open(root: &Path) -> Result<Self, CacheError> {
+        fs::create_dir_all(root).map_err(context(format!("cannot create {}", root.display())))?;
+        let cache = Self {
+            root: root.to_path_buf(),
+        };
+        fsutil::remove_if_exists(&cache.work_dir())
+            .map_err(context("cannot clear the cache's work dir"))?;
+        let environments = cache.root.join(ENVIRONMENT_DIR);
+        if let Ok(entries) = fs::read_dir(&environments) {
+            for entry in entries.flatten() {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(INCOMING_PREFIX)
+                {
+                    let _ = fsutil::remove_if_exists(&entry.path());
+                }
+            }
+        }
+        Ok(cache)
+    }
+
+    pub(crate) fn installers_dir(&self) -> PathBuf {
+        self.root.join("installers")
+    }
+
+    pub(crate) fn pkgs_dir(&self) -> PathBuf {
+        self.root.join("pkgs")
+    }
+
+    pub(crate) fn pip_dir(&self) -> PathBuf {
+        self.root.join("pip")
+    }
+
+    pub(crate) fn work_dir(&self) -> PathBuf {
+        self.root.join("work")
+    }
+
+    fn entries(&self) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(self.root.join(ENVIRONMENT_DIR)) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|entry| {
+                entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(ENTRY_PREFIX)
+            })
+            .map(|entry| entry.path())
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    fn read_metadata(entry: &Path) -> Result<Metadata, String> {
+        let bytes = fs::read(entry.join(METADATA))
+            .map_err(|error| format!("its metadata is unreadable ({error})"))?;
+        // The format comes first so that a future layout is named as such, not as garbage.
+        let format = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|value| value.get("format").and_then(serde_json::Value::as_u64));
+        match format {
+            Some(found) if found != u64::from(FORMAT) => {
+                return Err(format!(
+                    "it was written in cache format {found}; this buildpack reads format {FORMAT}"
+                ));
+            }
+            None => return Err("its metadata is not valid".into()),
+            Some(_) => {}
+        }
+        let metadata: Metadata = serde_json::from_slice(&bytes)
+            .map_err(|error| format!("its metadata is not valid ({error})"))?;
+        if metadata.body_checksum() != metadata.checksum {
+            return Err("its metadata was modified".into());
+        }
+        Ok(metadata)
+    }
+
+    /// Restores the environment for `fingerprint` into `target` (which must not exist), or
+    /// says why it cannot. A corrupt entry is deleted; a half-restored target is removed.
+    pub(crate) fn restore(&self, fingerprint: &Fingerprint, target: &Path) -> Restore {
+        let entries = self.entries();
+        if entries.is_empty() {
+            return Restore::Empty;
+        }
+        let wanted = self
+            .root
+            .join(ENVIRONMENT_DIR)
+            .join(format!("{ENTRY_PREFIX}{}", fingerprint.key()));
+        if !entries.contains(&wanted) {
+            // Explain against the newest entry, the one the previous push wrote.
+            let newest = entries
+                .iter()
+                .filter_map(|entry| Self::read_metadata(entry).ok())
+                .max_by_key(|metadata| metadata.created_unix);
+            return match newest {
+                Some(metadata) => {
+                    let mut reasons = fingerprint.differences(&metadata.fingerprint);
+                    if reasons.is_empty() {
+                        reasons.push("the cached entry is for other inputs".into());
+                    }
+                    Restore::Stale(reasons)
+                }
+                None => {
+                    let reason = entries
+                        .first()
+                        .map(|entry| Self::read_metadata(entry).err().unwrap_or_default())
+                        .unwrap_or_default();
+                    self.discard_all();
+                    Restore::Corrupt(reason)
+                }
+            };
+        }
+        let metadata = match Self::read_metadata(&wanted) {
+            Ok(metadata) => metadata,
+            Err(reason) => {
+                let _ = fsutil::remove_if_exists(&wanted);
+                return Restore::Corrupt(reason);
+            }
+        };
+        if &metadata.fingerprint != fingerprint {
+            let _ = fsutil::remove_if_exists(&wanted);
+            return Restore::Corrupt("its fingerprint does not match its name".into());
+        }
+        let started = Instant::now();
+        match restore_records(&wanted.join(TREE), target, &metadata.records) {
+            Ok((files, bytes, linked)) => Restore::Restored(RestoreStats {
+                files,
+                bytes,
+                linked,
+                duration: started.elapsed(),
+            }),
+            Err(reason) => {
+                let _ = fsutil::remove_if_exists(target);
+                let _ = fsutil::remove_if_exists(&wanted);
+                Restore::Corrupt(reason)
+            }
+        }
+    }
+
+    /// Saves the environment at `source` as the entry for `fingerprint`, then removes every
+    /// other entry. On failure (a full disk) the previous entries are left as they were.
+    pub(crate) fn save(&self, fingerprint: &Fingerprint, source: &Path) -> Result<(), CacheError> {
+        let environments = self.root.join(ENVIRONMENT_DIR);
+        fs::create_dir_all(&environments)
+            .map_err(context("cannot create the cache's environment dir"))?;
+        let incoming = environments.join(format!("{INCOMING_PREFIX}{}", std::process::id()));
+        let result = (|| {
+            fsutil::remove_if_exists(&incoming)
+                .map_err(context("cannot clear an old incoming entry"))?;
+            fs::create_dir(&incoming).map_err(context("cannot create the incoming entry"))?;
+            fsutil::reproduce_tree(source, &incoming.join(TREE), true)
+                .map_err(context("cannot store the environment in the cache"))?;
+            let records = record_tree(&incoming.join(TREE))
+                .map_err(context("cannot record the cached environment"))?;
+            let mut metadata = Metadata {
+                format: FORMAT,
+                fingerprint: fingerprint.clone(),
+                created_unix: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |elapsed| elapsed.as_secs()),
+                records,
+                checksum: String::new(),
+            };
+            metadata.checksum = metadata.body_checksum();
+            let json = serde_json::to_vec(&metadata).map_err(|error| CacheError {
+                context: "cannot encode the cache metadata".into(),
+                source: io::Error::other(error),
+            })?;
+            fsutil::write_atomically(&incoming.join(METADATA), &json)
+                .map_err(context("cannot write the cache metadata"))?;
+            let entry = environments.join(format!("{ENTRY_PREFIX}{}", fingerprint.key()));
+            fsutil::remove_if_exists(&entry).map_err(context("cannot replace the old entry"))?;
+            fs::rename(&incoming, &entry)
+                .map_err(context("cannot move the new entry into place"))?;
+            sync_dir(&environments);
+            Ok(entry)
+        })();
+        match result {
+            Ok(entry) => {
+                for other in self.entries().into_iter().filter(|other| *other != entry) {
+                    let _ = fsutil::remove_if_exists(&other);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let _ = fsutil::remove_if_exists(&incoming);
+                Err(error)
+            }
+        }
+    }
+
+    fn discard_all(&self) {
+        for entry in self.entries() {
+            let _ = fsutil::remove_if_exists(&entry);
+        }
+    }
+
+    /// Removes what this staging did not use: other installers, the scratch dir, and files of
+    /// earlier buildpack versions. Returns the cache's size afterwards.
+    pub(crate) fn prune(&self, installer_sha256: &str) -> u64 {
+        let _ = fsutil::remove_if_exists(&self.work_dir());
+        if let Ok(installers) = fs::read_dir(self.installers_dir()) {
+            for installer in installers.flatten() {
+                if !installer
+                    .file_name()
+                    .to_string_lossy()
+                    .eq_ignore_ascii_case(installer_sha256)
+                {
+                    let _ = fsutil::remove_if_exists(&installer.path());
+                }
+            }
+        }
+        if let Ok(children) = fs::read_dir(&self.root) {
+            for child in children.flatten() {
+                let name = child.file_name();
+                let known = ["installers", "pkgs", "pip", ENVIRONMENT_DIR];
+                if !known.iter().any(|known| name == *known) {
+                    let _ = fsutil::remove_if_exists(&child.path());
+                }
+            }
+        }
+        fsutil::tree_size(&self.root).unwrap_or(0)
+    }
+
+    /// Removes conda's repodata index cache and packages the environment does not use, so the
+    /// package cache holds this environment's packages and no more.
+    pub(crate) fn prune_packages(&self, used: &[String]) {
+        let Ok(children) = fs::read_dir(self.pkgs_dir()) else {
+            return;
+        };
+        for child in children.flatten() {
+            let name = child.file_name().to_string_lossy().into_owned();
+            let stem = name
+                .strip_suffix(".tar.bz2")
+                .or_else(|| name.strip_suffix(".conda"))
+                .unwrap_or(&name);
+            let is_package = child.path().join("info").is_dir() || stem.len() != name.len();
+            if name == "cache" || (is_package && !used.iter().any(|dist| dist == stem)) {
+                let _ = fsutil::remove_if_exists(&child.path());
+            }
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(handle) = fs::File::open(dir) {
+        let _ = handle.sync_all();
+    }
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn mtime_ns(metadata: &fs::Metadata) -> i64 {
+    metadata
+        .mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(metadata.mtime_nsec())
+}
+
+/// Records a tree, directories before their contents, in a stable order.
+fn record_tree(root: &Path) -> io::Result<Vec<Record>> {
+    let mut records = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(directory) = pending.pop() {
+        let mut children: Vec<_> = fs::read_dir(&directory)?.collect::<Result<_, _>>()?;
+        children.sort_by_key(fs::DirEntry::file_name);
+        let mut subdirectories = Vec::new();
+        for child in children {
+            let path = child.path();
+            let metadata = fs::symlink_metadata(&path)?;
+            let file_type = metadata.file_type();
+            if file_type.is_dir() {
+                records.push(Record::Dir {
+                    path: relative(root, &path),
+                    mode: metadata.mode() & 0o7777,
+                });
+                subdirectories.push(path);
+            } else if file_type.is_symlink() {
+                records.push(Record::Symlink {
+                    path: relative(root, &path),
+                    target: fs::read_link(&path)?.to_string_lossy().into_owned(),
+                });
+            } else if file_type.is_file() {
+                records.push(Record::File {
+                    path: relative(root, &path),
+                    mode: metadata.mode() & 0o7777,
+                    size: metadata.len(),
+                    mtime_ns: mtime_ns(&metadata),
+                });
+            }
+        }
+        pending.extend(subdirectories.into_iter().rev());
+    }
+    Ok(records)
+}
+
+/// Recreates `records` from `source` at `target`, checking each file against its record
+/// before it is linked. Returns (files, bytes, whether hard links were used).
+fn restore_records(
+    source: &Path,
+    target: &Path,
+    records: &[Record],
+) -> Result<(u64, u64, bool), String> {
+    let fail = |what: &str, path: &str, detail: String| format!("{what} {path}: {detail}");
+    fs::create_dir(target).map_err(|error| {
+        fail(
+            "cannot create",
+            &target.display().to_string(),
+            error.to_string(),
+        )
+    })?;
+    let mut files = 0;
+    let mut bytes = 0;
+    let mut links_work = true;
+    let mut directory_modes = Vec::new();
+    for record in records {
+        let path = record.path();
+        if Path::new(path)
+            .components()
+            .any(|component| !matches!(component, std::path::Component::Normal(_)))
+        {
+            return Err(format!("it names a path outside its tree: {path}"));
+        }
+        let from = source.join(path);
+        let to = target.join(path);
+        match record {
+            Record::Dir { mode, .. } => {
+                fs::create_dir(&to)
+                    .map_err(|error| fail("cannot create", path, error.to_string()))?;
+                directory_modes.push((to, *mode));
+            }
+            Record::Symlink { target: link, .. } => {
+                let actual = fs::read_link(&from).map_err(|_| format!("{path} is missing"))?;
+                if actual.to_string_lossy() != *link {
+                    return Err(format!("{path} was changed"));
+                }
+                std::os::unix::fs::symlink(link, &to)
+                    .map_err(|error| fail("cannot create", path, error.to_string()))?;
+            }
+            Record::File {
+                mode,
+                size,
+                mtime_ns: recorded,
+                ..
+            } => {
+                let metadata =
+                    fs::symlink_metadata(&from).map_err(|_| format!("{path} is missing"))?;
+                if !metadata.is_file() {
+                    return Err(format!("{path} is no longer a file"));
+                }
+                if metadata.len() != *size {
+                    return Err(format!(
+                        "{path} was truncated or changed ({} bytes, expected {size})",
+                        metadata.len()
+                    ));
+                }
+                if mtime_ns(&metadata) != *recorded || metadata.mode() & 0o7777 != *mode {
+                    return Err(format!("{path} was modified"));
+                }
+                if links_work {
+                    match fs::hard_link(&from, &to) {
+                        Ok(()) => {}
+                        Err(error)
+                            if matches!(
+                                error.raw_os_error(),
+                                Some(libc::EXDEV | libc::EMLINK | libc::EPERM)
+                            ) =>
+                        {
+                            links_work = false;
+                            fsutil::copy_file_preserving(&from, &to, &metadata)
+                                .map_err(|error| fail("cannot copy", path, error.to_string()))?;
+                        }
+                        Err(error) => return Err(fail("cannot link", path, error.to_string())),
+                    }
+                } else {
+                    fsutil::copy_file_preserving(&from, &to, &metadata)
+                        .map_err(|error| fail("cannot copy", path, error.to_string()))?;
+                }
+                files += 1;
+                bytes += size;
+            }
+        }
+    }
+    for (directory, mode) in directory_modes.into_iter().rev() {
+        let _ = fs::set_permissions(&directory, fs::Permissions::from_mode(mode));
+    }
+    Ok((files, bytes, links_work))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fingerprint() -> Fingerprint {
+        Fingerprint {
+            buildpack_version: "1.2.0".into(),
+            stack: "cflinuxfs4".into(),
+            installer: "miniconda3-py39 25.7.0".into(),
+            installer_sha256: "a".repeat(64),
+            python: "Python 3 (the default)".into(),
+            inputs: BTreeMap::from([("environment.yml".into(), "1".repeat(64))]),
+            vendor: None,
+            runtime_prefix: "/home/vcap/deps/0/conda-env".into(),
+            settings: BTreeMap::new(),
+        }
+    }
+
+    fn environment(root: &Path) -> PathBuf {
+        let env = root.join("deps/0/conda-env");
+        fs::create_dir_all(env.join("bin")).unwrap();
+        fs::create_dir_all(env.join("lib/python3.11/site-packages/numpy")).unwrap();
+        fs::write(env.join("bin/python"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(env.join("bin/python"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(
+            env.join("lib/python3.11/site-packages/numpy/__init__.py"),
+            "x = 1\n",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("python", env.join("bin/python3")).unwrap();
+        env
+    }
+
+    #[test]
+    fn a_saved_environment_comes_back_identical_and_linked() {
+        let scratch = tempfile::tempdir().unwrap();
+        let env = environment(scratch.path());
+        let cache = AppCache::open(&scratch.path().join("cache")).unwrap();
+        assert!(matches!(
+            cache.restore(&fingerprint(), &scratch.path().join("x")),
+            Restore::Empty
+        ));
+        cache.save(&fingerprint(), &env).unwrap();
+        let target = scratch.path().join("deps2/0/conda-env");
+        fs::create_dir_all(target.parent().unwrap()).unwrap();
+        let stats = match cache.restore(&fingerprint(), &target) {
+            Restore::Restored(stats) => stats,
+            Restore::Corrupt(reason) => panic!("corrupt: {reason}"),
+            Restore::Stale(reasons) => panic!("stale: {reasons:?}"),
+            Restore::Empty => panic!("empty"),
+        };
+        assert_eq!(stats.files, 2);
+        assert!(stats.linked);
+        assert_eq!(
+            fs::read_link(target.join("bin/python3")).unwrap(),
+            Path::new("python")
+        );
+        assert_eq!(
+            fs::metadata(target.join("bin/python")).unwrap().mode() & 0o777,
+            0o755
+        );
+        assert_eq!(
+            fs::read_to_string(target.join("lib/python3.11/site-packages/numpy/__init__.py"))
+                .unwrap(),
+            "x = 1\n"
+        );
+    }
+
+    #[test]
+    fn a_changed_input_is_stale_with_every_reason() {
+        let scratch = tempfile::tempdir().unwrap();
+        let env = environment(scratch.path());
+        let cache = AppCache::open(&scratch.path().join("cache")).unwrap();
+        cache.save(&fingerprint(), &env).unwrap();
+        let mut changed = fingerprint();
+        changed.buildpack_version = "1.3.0".into();
+        changed
+            .inputs
+            .insert("environment.yml".into(), "2".repeat(64));
+        changed
+            .settings
+            .insert("CONDA_CHANNEL_ALIAS".into(), "x".into());
+        let Restore::Stale(reasons) = cache.restore(&changed, &scratch.path().join("t")) else {
+            panic!("expected stale");
+        };
+        assert_eq!(
+            reasons,
+            [
+                "buildpack 1.2.0 -> 1.3.0",
+                "environment.yml changed",
+                "CONDA_CHANNEL_ALIAS set"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_kind_of_damage_is_caught_before_a_restore() {
+        type Damage = fn(&Path);
+        let damages: [(&str, Damage); 6] = [
+            ("truncated", |entry| {
+                fs::write(entry.join("tree/bin/python"), "").unwrap()
+            }),
+            ("deleted", |entry| {
+                fs::remove_file(entry.join("tree/lib/python3.11/site-packages/numpy/__init__.py"))
+                    .unwrap()
+            }),
+            ("edited same size", |entry| {
+                std::thread::sleep(Duration::from_millis(10));
+                fs::write(entry.join("tree/bin/python"), "#!/bin/XX\n").unwrap();
+            }),
+            ("metadata edited", |entry| {
+                let text = fs::read_to_string(entry.join(METADATA)).unwrap();
+                fs::write(
+                    entry.join(METADATA),
+                    text.replace("\"size\":6", "\"size\":7"),
+                )
+                .unwrap();
+            }),
+            ("metadata truncated", |entry| {
+                fs::write(entry.join(METADATA), "{\"format\":1,").unwrap()
+            }),
+            ("future format", |entry| {
+                let text = fs::read_to_string(entry.join(METADATA)).unwrap();
+                fs::write(
+                    entry.join(METADATA),
+                    text.replacen("\"format\":1", "\"format\":99", 1),
+                )
+                .unwrap();
+            }),
+        ];
+        for (name, damage) in damages {
+            let scratch = tempfile::tempdir().unwrap();
+            let env = environment(scratch.path());
+            let cache = AppCache::open(&scratch.path().join("cache")).unwrap();
+            cache.save(&fingerprint(), &env).unwrap();
+            let entry = cache.entries().pop().unwrap();
+            damage(&entry);
+            let target = scratch.path().join("target");
+            match cache.restore(&fingerprint(), &target) {
+                Restore::Corrupt(reason) => {
+                    assert!(!reason.is_empty(), "{name}");
+                    if name == "future format" {
+                        assert!(reason.contains("format 99"), "{reason}");
+                    }
+                }
+                Restore::Restored(_) => panic!("{name}: a damaged entry was restored"),
+                _ => panic!("{name}: unexpected outcome"),
+            }
+            assert!(!target.exists(), "{name}: no half-restored tree is left");
+            assert!(
+                cache.entries().is_empty(),
+                "{name}: the corrupt entry is gone"
+            );
+        }
+    }
+
+    #[test]
+    fn an_interrupted_save_leaves_the_old_entry() {
+        let scratch = tempfile::tempdir().unwrap();
+        let env = environment(scratch.path());
+        let root = scratch.path().join("cache");
+        let cache = AppCache::open(&root).unwrap();
+        cache.save(&fingerprint(), &env).unwrap();
+        // A staging killed while writing its entry leaves an incoming dir behind.
+        let incoming = root.join(ENVIRONMENT_DIR).join(".incoming-999");
+        fs::create_dir_all(incoming.join("tree/bin")).unwrap();
+        let cache = AppCache::open(&root).unwrap();
+        assert!(!incoming.exists());
+        assert!(matches!(
+            cache.restore(&fingerprint(), &scratch.path().join("t")),
+            Restore::Restored(_)
+        ));
+    }
+
+    #[test]
+    fn settings_are_hashed_and_the_buildpacks_own_are_ignored() {
+        let settings = relevant_settings(
+            [
+                (
+                    "CONDA_CHANNEL_ALIAS".to_string(),
+                    "http://mirror".to_string(),
+                ),
+                ("CONDA_PKGS_DIRS".to_string(), "/x".to_string()),
+                (
+                    "PIP_INDEX_URL".to_string(),
+                    "https://user:token@pypi".to_string(),
+                ),
+                ("HOME".to_string(), "/home/vcap".to_string()),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            settings.keys().collect::<Vec<_>>(),
+            ["CONDA_CHANNEL_ALIAS", "PIP_INDEX_URL"]
+        );
+        assert!(!settings["PIP_INDEX_URL"].contains("token"));
+    }
+}

@@ -5,10 +5,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::lifecycle;
+use crate::errors::{self, Error};
+use crate::stager::Stager;
+use crate::{detect, finalize, lifecycle, packager, supply};
 
 #[derive(Parser)]
-#[command(name = "conda-buildpack", version, about = "A Cloud Foundry buildpack for conda apps")]
+#[command(
+    name = "conda-buildpack",
+    version,
+    about = "A Cloud Foundry buildpack for conda apps"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,20 +22,90 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// bin/detect: exit 0 for an app with environment.yml (or an @EXPLICIT spec-file.txt).
+    Detect { build_dir: PathBuf },
+    /// bin/supply: install the app's conda environment into DEPS/IDX.
+    Supply {
+        build_dir: PathBuf,
+        cache_dir: PathBuf,
+        deps_dir: PathBuf,
+        index: String,
+    },
+    /// bin/finalize: write the launch environment when this is the final buildpack.
+    Finalize {
+        build_dir: PathBuf,
+        cache_dir: PathBuf,
+        deps_dir: PathBuf,
+        index: String,
+        profile_dir: PathBuf,
+    },
+    /// bin/release: print the default process types as YAML.
+    Release { build_dir: PathBuf },
+    /// bin/compile: the legacy single-buildpack entry point.
+    Compile {
+        build_dir: PathBuf,
+        cache_dir: PathBuf,
+    },
+    /// Build the buildpack zip (uncached or cached) as Cloud Foundry's packager does.
+    Package(packager::PackageArgs),
     /// Stage an app locally, as Cloud Foundry's builder does, from buildpack zips.
     Stage(lifecycle::stage::StageArgs),
     /// Start a droplet as Cloud Foundry's launcher does, at /home/vcap.
     Launch(lifecycle::launch::LaunchArgs),
-    #[command(hide = true)]
-    Detect { build_dir: PathBuf },
 }
 
 pub(crate) fn run() -> ExitCode {
     match Cli::parse().command {
+        Command::Detect { build_dir } => detect::run(&build_dir),
+        Command::Supply {
+            build_dir,
+            cache_dir,
+            deps_dir,
+            index,
+        } => report(
+            Stager::new(&build_dir, &cache_dir, &deps_dir, &index, None)
+                .map_err(Error::io(&deps_dir))
+                .and_then(|stager| {
+                    supply::check_dirs(&stager.build_dir)?;
+                    supply::run(&stager)
+                }),
+        ),
+        Command::Finalize {
+            build_dir,
+            cache_dir,
+            deps_dir,
+            index,
+            profile_dir,
+        } => report(
+            Stager::new(
+                &build_dir,
+                &cache_dir,
+                &deps_dir,
+                &index,
+                Some(&profile_dir),
+            )
+            .map_err(Error::io(&deps_dir))
+            .and_then(|stager| finalize::finalize(&stager)),
+        ),
+        Command::Release { build_dir } => {
+            print!("{}", finalize::release(&build_dir));
+            ExitCode::SUCCESS
+        }
+        Command::Compile {
+            build_dir,
+            cache_dir,
+        } => report(finalize::compile(&build_dir, &cache_dir)),
+        Command::Package(args) => packager::run(&args),
         Command::Stage(args) => lifecycle::stage::run(&args),
         Command::Launch(args) => lifecycle::launch::run(&args),
-        Command::Detect { build_dir } => {
-            let _ = build_dir;
+    }
+}
+
+fn report(result: Result<(), Error>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            errors::report(&error);
             ExitCode::FAILURE
         }
     }

@@ -1,1 +1,55 @@
-//! (being written)
+//! Running conda the way a staging container needs it: non-interactive, quiet, no update
+//! nags, its package cache in the buildpack's cache dir (never in the droplet), and its HOME
+//! and TMPDIR inside the cache dir so nothing is written outside DEPS/IDX and the cache.
+//! Every setting goes through conda's documented `CONDA_*` variables, so the operator's own
+//! (`CONDA_CHANNEL_ALIAS` for a mirror, proxies) still apply.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::installer::Scratch;
+use crate::log;
+
+pub(crate) struct Conda<'a> {
+    pub(crate) executable: PathBuf,
+    pub(crate) pkgs_dir: PathBuf,
+    pub(crate) pip_cache_dir: PathBuf,
+    pub(crate) scratch: &'a Scratch,
+    /// Only cached packages and `file://` channels (vendored apps).
+    pub(crate) offline: bool,
+}
+
+impl Conda<'_> {
+    pub(crate) fn command(&self) -> Command {
+        let mut command = Command::new(&self.executable);
+        self.scratch.apply(&mut command);
+        let quiet = if log::debug_enabled() {
+            "false"
+        } else {
+            "true"
+        };
+        command
+            .env("CONDA_PKGS_DIRS", &self.pkgs_dir)
+            .env("CONDA_QUIET", quiet)
+            .env("CONDA_ALWAYS_YES", "true")
+            .env("CONDA_NOTIFY_OUTDATED_CONDA", "false")
+            .env("CONDA_AUTO_UPDATE_CONDA", "false")
+            .env("CONDA_REPORT_ERRORS", "false")
+            .env("CONDA_CHANGEPS1", "false")
+            // pip, run by conda for `pip:` entries: no prompts, no bars, no self-update nag,
+            // its wheel cache beside conda's.
+            .env("PIP_NO_INPUT", "1")
+            .env("PIP_PROGRESS_BAR", "off")
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .env("PIP_NO_COLOR", "1")
+            .env("PIP_CACHE_DIR", &self.pip_cache_dir)
+            .env_remove("PYTHONPATH")
+            .env_remove("PYTHONHOME")
+            .env_remove("CONDA_PREFIX")
+            .env_remove("CONDA_DEFAULT_ENV");
+        if self.offline {
+            command.env("CONDA_OFFLINE", "true");
+        }
+        command
+    }
+}

@@ -1,1 +1,344 @@
-//! (being written)
+//! Fetching a pinned file: streamed to disk with its sha256 computed in the same pass, retried
+//! with backoff on network errors and 5xx answers, through the operator's proxy
+//! (`HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`, which reqwest reads), and never with a credential in
+//! the log. A file whose checksum does not match is deleted before anyone can use it.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::log;
+
+/// Attempts per download: the first try and three retries.
+const ATTEMPTS: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// A connection or a read that stalls this long fails the attempt; `BP_DOWNLOAD_TIMEOUT`
+/// (seconds) changes it for slow links.
+const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DownloadError {
+    #[error("dependency sha256 mismatch: expected sha256 {expected}, actual sha256 {actual}")]
+    ChecksumMismatch {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{url} answered HTTP {status}")]
+    HttpStatus { url: String, status: u16 },
+    #[error("could not reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the download of {url} failed: {reason}")]
+    Transfer { url: String, reason: String },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+impl DownloadError {
+    /// Whether another attempt may succeed.
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::HttpStatus { status, .. } => *status >= 500 || *status == 429,
+            Self::Unreachable { .. } | Self::Transfer { .. } => true,
+            Self::ChecksumMismatch { .. } | Self::Write { .. } => false,
+        }
+    }
+}
+
+/// How a download shows progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// Staging: the step line says what is fetched; nothing more.
+    Quiet,
+    /// `package` on a terminal: an indicatif bar.
+    Bar,
+    /// `package` without a terminal: a plain line every few seconds.
+    Lines,
+}
+
+pub(crate) struct Downloaded {
+    pub(crate) bytes: u64,
+    pub(crate) duration: Duration,
+}
+
+fn stall_timeout() -> Duration {
+    std::env::var("BP_DOWNLOAD_TIMEOUT")
+        .ok()
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .filter(|&seconds| seconds > 0)
+        .map_or(DEFAULT_STALL_TIMEOUT, Duration::from_secs)
+}
+
+/// Downloads `url` to `target`, verifying `sha256`. The file appears at `target` only once
+/// verified; a partial or mismatched download is removed.
+pub(crate) fn fetch_verified(
+    url: &str,
+    sha256: &str,
+    target: &Path,
+    progress: Progress,
+) -> Result<Downloaded, DownloadError> {
+    let client = reqwest::blocking::Client::builder()
+        .connect_timeout(stall_timeout())
+        .timeout(stall_timeout())
+        .user_agent(concat!("conda-buildpack/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|error| DownloadError::Unreachable {
+            url: log::redact_url(url),
+            reason: error.to_string(),
+        })?;
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match fetch_once(&client, url, sha256, target, progress) {
+            Ok(downloaded) => return Ok(downloaded),
+            Err(error) if error.is_transient() && attempt < ATTEMPTS => {
+                log::detail(&format!(
+                    "{error}; retrying in {} (attempt {} of {ATTEMPTS})",
+                    log::format_duration(backoff),
+                    attempt + 1
+                ));
+                std::thread::sleep(backoff);
+                backoff *= 2;
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+fn fetch_once(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    sha256: &str,
+    target: &Path,
+    progress: Progress,
+) -> Result<Downloaded, DownloadError> {
+    let shown = log::redact_url(url);
+    let started = Instant::now();
+    let mut response = client
+        .get(url)
+        .send()
+        .map_err(|error| classify(&shown, &error))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(DownloadError::HttpStatus {
+            url: shown,
+            status: status.as_u16(),
+        });
+    }
+    let expected_length = response.content_length();
+    let partial = partial_path(target);
+    let write_error = |source| DownloadError::Write {
+        path: partial.clone(),
+        source,
+    };
+    if let Some(parent) = target.parent() {
+        fs::create_dir_all(parent).map_err(write_error)?;
+    }
+    let result = (|| {
+        let mut file = fs::File::create(&partial).map_err(write_error)?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0_u8; 256 * 1024];
+        let mut received: u64 = 0;
+        let mut meter = Meter::new(progress, &shown, expected_length);
+        loop {
+            let read = match response.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    return Err(DownloadError::Transfer {
+                        url: shown.clone(),
+                        reason: format!("{error} after {received} bytes"),
+                    });
+                }
+            };
+            hasher.update(&buffer[..read]);
+            file.write_all(&buffer[..read]).map_err(write_error)?;
+            received += read as u64;
+            meter.update(received);
+        }
+        meter.finish(received);
+        if let Some(expected) = expected_length {
+            if received != expected {
+                return Err(DownloadError::Transfer {
+                    url: shown.clone(),
+                    reason: format!("the body ended after {received} of {expected} bytes"),
+                });
+            }
+        }
+        let actual = hex(&hasher.finalize());
+        if !actual.eq_ignore_ascii_case(sha256) {
+            return Err(DownloadError::ChecksumMismatch {
+                url: shown.clone(),
+                expected: sha256.to_ascii_lowercase(),
+                actual,
+            });
+        }
+        file.sync_all().map_err(write_error)?;
+        fs::rename(&partial, target).map_err(|source| DownloadError::Write {
+            path: target.to_path_buf(),
+            source,
+        })?;
+        Ok(Downloaded {
+            bytes: received,
+            duration: started.elapsed(),
+        })
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&partial);
+    }
+    result
+}
+
+fn partial_path(target: &Path) -> PathBuf {
+    let mut name = target
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
+    name.push(".partial");
+    target.with_file_name(name)
+}
+
+/// Words for what went wrong before a byte arrived. reqwest's own text names the URL with its
+/// credentials, so only the redacted URL and the underlying cause are kept.
+fn classify(shown: &str, error: &reqwest::Error) -> DownloadError {
+    let mut cause = String::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    while let Some(inner) = source {
+        cause = inner.to_string();
+        source = inner.source();
+    }
+    if cause.is_empty() {
+        cause = if error.is_timeout() {
+            "the connection timed out".to_string()
+        } else if error.is_redirect() {
+            "too many redirects".to_string()
+        } else {
+            "the request failed".to_string()
+        };
+    }
+    if error.is_redirect() {
+        return DownloadError::Transfer {
+            url: shown.to_string(),
+            reason: format!("{cause} (a redirect loop?)"),
+        };
+    }
+    if error.is_connect() || error.is_timeout() {
+        DownloadError::Unreachable {
+            url: shown.to_string(),
+            reason: cause,
+        }
+    } else {
+        DownloadError::Transfer {
+            url: shown.to_string(),
+            reason: cause,
+        }
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
+}
+
+/// The sha256 of a file, streamed.
+pub(crate) fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut file, &mut hasher)?;
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Progress display for one download.
+struct Meter {
+    progress: Progress,
+    bar: Option<indicatif::ProgressBar>,
+    label: String,
+    last_line: Instant,
+}
+
+impl Meter {
+    fn new(progress: Progress, url: &str, length: Option<u64>) -> Self {
+        let label = url.rsplit('/').next().unwrap_or(url).to_string();
+        let bar = (progress == Progress::Bar).then(|| {
+            let bar = length.map_or_else(
+                indicatif::ProgressBar::new_spinner,
+                indicatif::ProgressBar::new,
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{msg:40} {bar:30} {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12}",
+            ) {
+                bar.set_style(style);
+            }
+            bar.set_message(label.clone());
+            bar
+        });
+        Self {
+            progress,
+            bar,
+            label,
+            last_line: Instant::now(),
+        }
+    }
+
+    fn update(&mut self, received: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(received);
+        } else if self.progress == Progress::Lines
+            && self.last_line.elapsed() >= Duration::from_secs(5)
+        {
+            println!(
+                "       {}: {} so far",
+                self.label,
+                log::format_size(received)
+            );
+            self.last_line = Instant::now();
+        }
+    }
+
+    fn finish(&mut self, received: u64) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if self.progress != Progress::Quiet {
+            println!("       {}: {}", self.label, log::format_size(received));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_lowercase_and_padded() {
+        assert_eq!(hex(&[0, 15, 255]), "000fff");
+    }
+
+    #[test]
+    fn only_server_and_network_faults_are_retried() {
+        let status = |status| DownloadError::HttpStatus {
+            url: String::new(),
+            status,
+        };
+        assert!(status(500).is_transient());
+        assert!(status(503).is_transient());
+        assert!(!status(404).is_transient());
+        assert!(!status(407).is_transient());
+        let mismatch = DownloadError::ChecksumMismatch {
+            url: String::new(),
+            expected: String::new(),
+            actual: String::new(),
+        };
+        assert!(!mismatch.is_transient());
+    }
+}

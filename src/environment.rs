@@ -1,1 +1,386 @@
-//! (being written)
+//! Building the app's conda environment: `conda env create -f` from environment.yml (with the
+//! runtime.txt pin or the vendored channel written into a derived copy when needed), or
+//! `conda create --file` from an `@EXPLICIT` spec with no solve. When conda fails, its own
+//! words reach the log with what they most likely mean.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::app::{App, Dependency, EnvironmentSpec};
+use crate::conda::Conda;
+use crate::log;
+use crate::process::{self, Echo};
+use crate::python_version::PythonChoice;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureKind {
+    /// `PackagesNotFoundError`: a name no channel has.
+    PackagesNotFound,
+    /// `ResolvePackageNotFound`, `UnsatisfiableError`: the specs cannot be met together.
+    Unsatisfiable,
+    /// `CondaHTTPError` and friends: a channel could not be reached.
+    ChannelUnreachable,
+    /// conda ran pip for the `pip:` entries and pip failed.
+    Pip,
+    /// SIGKILL: in a container, the out-of-memory killer.
+    Killed,
+    Other,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EnvironmentError {
+    #[error("conda failed to build the environment ({status})")]
+    Conda {
+        kind: FailureKind,
+        command: String,
+        status: String,
+        /// conda's error text, cleaned of progress output.
+        output: Vec<String>,
+        memory_limit_mib: Option<u64>,
+    },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// How the environment is described to conda.
+#[derive(Debug, Clone)]
+pub(crate) enum Recipe {
+    /// `conda env create -p PREFIX -f FILE`.
+    EnvironmentFile { file: PathBuf },
+    /// `conda create -p PREFIX --file FILE` with an `@EXPLICIT` spec: no solve.
+    Explicit { file: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) recipe: Recipe,
+    /// One line for the log: what is being installed.
+    pub(crate) summary: String,
+}
+
+/// A channel the buildpack built from vendored archives, used alone and offline.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalChannel {
+    pub(crate) url: String,
+    /// Every archive's path, size and sha256, digested: part of the cache fingerprint.
+    pub(crate) digest: String,
+    /// Package file name to its `file://` URL, for rewriting an explicit spec.
+    pub(crate) files: std::collections::BTreeMap<String, String>,
+}
+
+/// Decides the recipe, writing a derived environment file into `scratch` when the app's own
+/// file cannot be passed as is (a runtime.txt pin, a vendored channel, an explicit spec that
+/// must point at vendored files).
+pub(crate) fn plan(
+    app: &App,
+    python: &PythonChoice,
+    build_dir: &Path,
+    scratch: &Path,
+    local_channel: Option<&LocalChannel>,
+) -> Result<Plan, EnvironmentError> {
+    if let Some(explicit) = &app.explicit_spec {
+        let count = explicit.urls.len();
+        let file = match local_channel {
+            None => build_dir.join(&explicit.file_name),
+            Some(channel) => {
+                let mut text = String::from("@EXPLICIT\n");
+                for url in &explicit.urls {
+                    let (location, fragment) = url
+                        .split_once('#')
+                        .map_or((url.as_str(), None), |(l, f)| (l, Some(f)));
+                    let name = location.rsplit('/').next().unwrap_or(location);
+                    let local = channel.files.get(name).map_or(location, String::as_str);
+                    text.push_str(local);
+                    if let Some(fragment) = fragment {
+                        text.push('#');
+                        text.push_str(fragment);
+                    }
+                    text.push('\n');
+                }
+                write_scratch(scratch, "spec-file.txt", &text)?
+            }
+        };
+        return Ok(Plan {
+            recipe: Recipe::Explicit { file },
+            summary: format!("{count} packages from {} (no solve)", explicit.file_name),
+        });
+    }
+    let Some(environment) = &app.environment else {
+        // detect guarantees one of the two; an app without either was refused earlier.
+        return Ok(Plan {
+            recipe: Recipe::EnvironmentFile {
+                file: build_dir.join("environment.yml"),
+            },
+            summary: "environment.yml".into(),
+        });
+    };
+    let needs_derived = python.pin.is_some() || local_channel.is_some();
+    let file = if needs_derived {
+        let mut spec = environment.spec.clone();
+        if let Some(pin) = &python.pin {
+            spec.dependencies.insert(0, Dependency::Conda(pin.clone()));
+        }
+        if let Some(channel) = local_channel {
+            // `nodefaults` keeps conda from adding its default channels behind ours.
+            spec.channels = vec![channel.url.clone(), "nodefaults".into()];
+        }
+        write_scratch(scratch, "environment.yml", &render(&spec))?
+    } else {
+        build_dir.join(&environment.file_name)
+    };
+    let count = environment.spec.conda_specs().count() + usize::from(python.pin.is_some());
+    let pip = environment.spec.pip_requirements().count();
+    let mut summary = format!(
+        "{count} conda spec{} from {}",
+        if count == 1 { "" } else { "s" },
+        environment.file_name
+    );
+    if pip > 0 {
+        summary.push_str(&format!(
+            " and {pip} pip requirement{}",
+            if pip == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(pin) = &python.pin {
+        summary.push_str(&format!(", with {pin} from runtime.txt"));
+    }
+    Ok(Plan {
+        recipe: Recipe::EnvironmentFile { file },
+        summary,
+    })
+}
+
+fn write_scratch(scratch: &Path, name: &str, text: &str) -> Result<PathBuf, EnvironmentError> {
+    let path = scratch.join(name);
+    fs::create_dir_all(scratch)
+        .and_then(|()| fs::write(&path, text))
+        .map_err(|source| EnvironmentError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(path)
+}
+
+/// Writes an environment spec back as YAML, in conda's key order.
+pub(crate) fn render(spec: &EnvironmentSpec) -> String {
+    let mut mapping = Mapping::new();
+    if let Some(name) = &spec.name {
+        mapping.insert("name".into(), Value::String(name.clone()));
+    }
+    if !spec.channels.is_empty() {
+        mapping.insert(
+            "channels".into(),
+            Value::Sequence(spec.channels.iter().cloned().map(Value::String).collect()),
+        );
+    }
+    let dependencies = spec
+        .dependencies
+        .iter()
+        .map(|dependency| match dependency {
+            Dependency::Conda(text) => Value::String(text.clone()),
+            Dependency::Pip(requirements) => {
+                let mut pip = Mapping::new();
+                pip.insert(
+                    "pip".into(),
+                    Value::Sequence(requirements.iter().cloned().map(Value::String).collect()),
+                );
+                Value::Mapping(pip)
+            }
+        })
+        .collect();
+    mapping.insert("dependencies".into(), Value::Sequence(dependencies));
+    if !spec.variables.is_empty() {
+        let variables = spec
+            .variables
+            .iter()
+            .map(|(name, value)| (Value::String(name.clone()), Value::String(value.clone())))
+            .collect();
+        mapping.insert("variables".into(), Value::Mapping(variables));
+    }
+    serde_yaml_ng::to_string(&Value::Mapping(mapping)).unwrap_or_default()
+}
+
+/// Below this, a conda solve against a large channel is likely to be killed.
+pub(crate) const SOLVE_MEMORY_WARNING_MIB: u64 = 1024;
+
+pub(crate) struct Built {
+    pub(crate) duration: Duration,
+    pub(crate) peak_memory_kib: Option<u64>,
+}
+
+/// conda's lines worth showing as it works: its step lines and anything that warns.
+fn conda_line_matters(line: &str) -> bool {
+    let trimmed = line.trim_start();
+    !(trimmed.starts_with('#') || trimmed.starts_with("Retrieving notices") || trimmed == "done")
+}
+
+pub(crate) fn build(
+    conda: &Conda<'_>,
+    plan: &Plan,
+    prefix: &Path,
+    memory_limit_mib: Option<u64>,
+) -> Result<Built, EnvironmentError> {
+    let mut command = conda.command();
+    let solves = matches!(plan.recipe, Recipe::EnvironmentFile { .. });
+    match &plan.recipe {
+        Recipe::EnvironmentFile { file } => {
+            command
+                .args(["env", "create", "-p"])
+                .arg(prefix)
+                .arg("-f")
+                .arg(file);
+        }
+        Recipe::Explicit { file } => {
+            command
+                .args(["create", "-p"])
+                .arg(prefix)
+                .arg("--file")
+                .arg(file);
+        }
+    }
+    if solves {
+        if let Some(limit) = memory_limit_mib.filter(|&limit| limit < SOLVE_MEMORY_WARNING_MIB) {
+            log::warning(&format!(
+                "This app stages with {limit} MB of memory (MEMORY_LIMIT). Solving a conda \
+                 environment often needs 1 GB or more, and the solver is killed when it runs \
+                 out. If staging fails, raise the app's memory (cf push -m 2G) or install from \
+                 an @EXPLICIT spec-file.txt, which needs no solve."
+            ));
+        }
+    }
+    let described = process::describe(&command);
+    let finished = process::run(
+        &mut command,
+        if solves {
+            "solving and installing the environment"
+        } else {
+            "installing the environment"
+        },
+        Echo {
+            keep: conda_line_matters,
+        },
+    )
+    .map_err(|source| EnvironmentError::Io {
+        path: conda.executable.clone(),
+        source,
+    })?;
+    if finished.status.success() {
+        return Ok(Built {
+            duration: finished.duration,
+            peak_memory_kib: finished.peak_memory_kib,
+        });
+    }
+    let killed = finished.signal() == Some(libc::SIGKILL);
+    let output = conda_error_text(&finished.stderr, &finished.stdout);
+    Err(EnvironmentError::Conda {
+        kind: if killed {
+            FailureKind::Killed
+        } else {
+            classify(&output)
+        },
+        command: described,
+        status: finished.status.to_string(),
+        output,
+        memory_limit_mib,
+    })
+}
+
+/// The part of conda's output that explains a failure: from its first error line on (stderr
+/// first, where conda writes errors), at most 60 lines.
+fn conda_error_text(stderr: &[String], stdout: &[String]) -> Vec<String> {
+    let is_marker = |line: &String| {
+        line.contains("Error")
+            || line.contains("ResolvePackageNotFound")
+            || line.contains("Pip failed")
+            || line.contains("CondaEnvException")
+            || line.starts_with("ERROR")
+    };
+    let source = if stderr.iter().any(|line| !line.trim().is_empty()) {
+        stderr
+    } else {
+        stdout
+    };
+    let start = source.iter().position(is_marker).unwrap_or(0);
+    source[start..].iter().take(60).cloned().collect()
+}
+
+fn classify(output: &[String]) -> FailureKind {
+    let text = output.join("\n");
+    if text.contains("PackagesNotFoundError") {
+        FailureKind::PackagesNotFound
+    } else if text.contains("ResolvePackageNotFound")
+        || text.contains("UnsatisfiableError")
+        || text.contains("LibMambaUnsatisfiableError")
+    {
+        FailureKind::Unsatisfiable
+    } else if text.contains("CondaHTTPError")
+        || text.contains("CondaSSLError")
+        || text.contains("Could not connect")
+        || text.contains("ConnectionError")
+    {
+        FailureKind::ChannelUnreachable
+    } else if text.contains("Pip failed") || text.contains("pip returned an error") {
+        FailureKind::Pip
+    } else {
+        FailureKind::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::parse_environment;
+
+    #[test]
+    fn conda_errors_are_classified_by_their_names() {
+        let lines = |text: &str| text.lines().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            classify(&lines(
+                "PackagesNotFoundError: The following packages are not available"
+            )),
+            FailureKind::PackagesNotFound
+        );
+        assert_eq!(
+            classify(&lines("ResolvePackageNotFound:\n  - numpy=99")),
+            FailureKind::Unsatisfiable
+        );
+        assert_eq!(
+            classify(&lines("CondaHTTPError: HTTP 000 CONNECTION FAILED")),
+            FailureKind::ChannelUnreachable
+        );
+        assert_eq!(
+            classify(&lines("CondaEnvException: Pip failed")),
+            FailureKind::Pip
+        );
+        assert_eq!(classify(&lines("something odd")), FailureKind::Other);
+    }
+
+    #[test]
+    fn the_error_text_starts_at_condas_error() {
+        let stderr = vec![
+            "Collecting package metadata (repodata.json): done".to_string(),
+            "Solving environment: failed".to_string(),
+            String::new(),
+            "ResolvePackageNotFound:".to_string(),
+            "  - numpy=99".to_string(),
+        ];
+        assert_eq!(
+            conda_error_text(&stderr, &[]),
+            vec!["ResolvePackageNotFound:", "  - numpy=99"]
+        );
+    }
+
+    #[test]
+    fn a_derived_file_keeps_everything_and_parses_back() {
+        let text = "name: app\nchannels: [conda-forge]\ndependencies:\n- numpy\n- pip:\n  - flask==3.0\nvariables:\n  A: '1'\n";
+        let spec = parse_environment("environment.yml", text).unwrap();
+        let again = parse_environment("environment.yml", &render(&spec)).unwrap();
+        assert_eq!(spec, again);
+    }
+}

@@ -1,1 +1,480 @@
-//! (being written)
+//! Every failure a user can meet, turned into a message in one place: a title, what happened
+//! and why, and what to do. Reviewing this file is reviewing what users read when staging
+//! fails.
+
+use std::path::{Path, PathBuf};
+
+use crate::app::AppError;
+use crate::buildpack::BuildpackError;
+use crate::cache::CacheError;
+use crate::download::DownloadError;
+use crate::environment::{EnvironmentError, FailureKind};
+use crate::installer::InstallerError;
+use crate::log;
+use crate::python_version::PythonVersionError;
+use crate::relocate::RelocateError;
+use crate::stager::StagerError;
+use crate::vendor::VendorError;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error(transparent)]
+    Buildpack(#[from] BuildpackError),
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error(transparent)]
+    PythonVersion(#[from] PythonVersionError),
+    #[error(transparent)]
+    Installer(#[from] InstallerError),
+    #[error(transparent)]
+    Environment(#[from] EnvironmentError),
+    #[error(transparent)]
+    Relocate(#[from] RelocateError),
+    #[error(transparent)]
+    Stager(#[from] StagerError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Vendor(#[from] VendorError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// For `map_err`: an I/O failure on `path`.
+    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// What a user reads.
+pub(crate) struct Message {
+    pub(crate) title: String,
+    pub(crate) body: Vec<String>,
+    pub(crate) fix: String,
+}
+
+impl Message {
+    fn new(title: impl Into<String>, body: Vec<String>, fix: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            body,
+            fix: fix.into(),
+        }
+    }
+}
+
+const REPORT: &str =
+    "This looks like a bug in the conda buildpack: please report it with this log.";
+
+/// Logs `error` the CF way and returns nothing: the caller exits non-zero.
+pub(crate) fn report(error: &Error) {
+    let message = message(error);
+    let mut text = message.title;
+    for line in message.body {
+        text.push('\n');
+        text.push_str(&line);
+    }
+    text.push('\n');
+    text.push_str(&message.fix);
+    log::error(&text);
+}
+
+#[allow(clippy::too_many_lines)]
+pub(crate) fn message(error: &Error) -> Message {
+    match error {
+        Error::Buildpack(BuildpackError::Locate(source)) => Message::new(
+            "The buildpack cannot find its own files",
+            vec![format!("{source}")],
+            REPORT,
+        ),
+        Error::Buildpack(BuildpackError::Manifest(manifest)) => Message::new(
+            "The buildpack's manifest.yml is broken",
+            vec![manifest.to_string()],
+            "Ask the platform operator to re-upload a released buildpack zip (cf create-buildpack / cf update-buildpack).",
+        ),
+        Error::App(app) => app_message(app),
+        Error::PythonVersion(PythonVersionError::InvalidSpec { file, spec, reason }) => {
+            Message::new(
+                format!("{file}: `{spec}` is not a valid Python spec"),
+                vec![reason.clone()],
+                "Write the Python dependency as conda does, e.g. `python=3.11`, `python>=3.9` or `python 3.9`.",
+            )
+        }
+        Error::PythonVersion(PythonVersionError::Unsatisfiable { file, spec }) => Message::new(
+            format!("{file}: no Python version satisfies `{spec}`"),
+            vec!["The version constraints exclude each other.".into()],
+            "Loosen the constraint, e.g. `python=3.11`.",
+        ),
+        Error::Installer(installer) => installer_message(installer),
+        Error::Environment(environment) => environment_message(environment),
+        Error::Relocate(RelocateError::PrefixTooLong { file, from, to }) => Message::new(
+            "The environment cannot be moved to its run-time path",
+            vec![
+                format!(
+                    "{} embeds {from} in binary data, and {to} is longer.",
+                    file.display()
+                ),
+                "Binary prefixes can only be rewritten to a path that is not longer.".into(),
+            ],
+            REPORT,
+        ),
+        Error::Relocate(RelocateError::Io { path, source }) => Message::new(
+            "The environment could not be moved to its run-time path",
+            vec![format!("{}: {source}", path.display())],
+            disk_fix(source),
+        ),
+        Error::Stager(StagerError { path, source }) => Message::new(
+            "The buildpack could not write its files for the buildpacks after it",
+            vec![format!("{}: {source}", path.display())],
+            disk_fix(source),
+        ),
+        Error::Cache(CacheError { context, source }) => Message::new(
+            "The buildpack cannot use its cache directory",
+            vec![format!("{context}: {source}")],
+            disk_fix(source),
+        ),
+        Error::Vendor(vendor) => Message::new(
+            "The vendored packages cannot be used",
+            vec![vendor.to_string()],
+            "Refill vendor/ with `conda-buildpack vendor APP_DIR` on your machine and push again.",
+        ),
+        Error::Io { path, source } => Message::new(
+            "A file the buildpack needs could not be read or written",
+            vec![format!("{}: {source}", path.display())],
+            disk_fix(source),
+        ),
+    }
+}
+
+fn disk_fix(source: &std::io::Error) -> String {
+    if source.raw_os_error() == Some(libc::ENOSPC) {
+        "The staging container ran out of disk. Raise the app's disk quota (cf push -k 4G) and push again; the previous cache entry is intact.".into()
+    } else {
+        REPORT.into()
+    }
+}
+
+fn app_message(error: &AppError) -> Message {
+    match error {
+        AppError::Unreadable { file, source } => Message::new(
+            format!("{file} cannot be read"),
+            vec![source.to_string()],
+            format!(
+                "Make sure {file} is a regular, readable file in the app directory (a link that points outside the app is not pushed)."
+            ),
+        ),
+        AppError::TooLarge { file, size } => Message::new(
+            format!("{file} is too large ({})", log::format_size(*size)),
+            vec![format!(
+                "{file} should be a small text file; this one is over 1 MiB."
+            )],
+            format!("Check that {file} is the file you meant to push."),
+        ),
+        AppError::NotUtf8 { file } => Message::new(
+            format!("{file} is not text"),
+            vec![format!("{file} is not valid UTF-8.")],
+            format!("Save {file} as UTF-8 text."),
+        ),
+        AppError::InvalidYaml {
+            file,
+            reason,
+            line,
+            column,
+        } => {
+            let location = match (line, column) {
+                (Some(line), Some(column)) => format!(" at line {line}, column {column}"),
+                _ => String::new(),
+            };
+            Message::new(
+                format!("{file} is not valid YAML{location}"),
+                vec![reason.clone()],
+                format!(
+                    "Fix {file}{location}; `conda env create -f {file}` on your machine shows the same error."
+                ),
+            )
+        }
+        AppError::InvalidEnvironment { file, reason } => Message::new(
+            format!("{file} is not a valid conda environment file"),
+            vec![reason.clone()],
+            format!(
+                "See https://docs.conda.io/projects/conda/en/latest/user-guide/tasks/manage-environments.html#create-env-file-manually for the format of {file}."
+            ),
+        ),
+        AppError::InvalidRuntimeTxt { content, reason } => Message::new(
+            "runtime.txt does not name a Python version",
+            vec![format!("{reason} (found `{content}`)")],
+            "Write one line such as `python-3.11.9`, `python-3.11.x` or `python-2.7.18`, or delete runtime.txt and name python in environment.yml.",
+        ),
+        AppError::InvalidExplicitSpec { file, reason } => Message::new(
+            format!("{file} is not an @EXPLICIT spec file"),
+            vec![reason.clone()],
+            format!(
+                "Write it with `conda list --explicit --md5 > {file}` in the environment you want."
+            ),
+        ),
+        AppError::InvalidSetting {
+            variable,
+            value,
+            reason,
+        } => Message::new(
+            format!("{variable}={value} is not a valid setting"),
+            vec![reason.clone()],
+            format!(
+                "Fix it with `cf set-env APP {variable} VALUE` (or `cf unset-env APP {variable}`) and `cf restage APP`."
+            ),
+        ),
+    }
+}
+
+fn installer_message(error: &InstallerError) -> Message {
+    match error {
+        InstallerError::NotInManifest {
+            wanted,
+            stack,
+            offered,
+        } => {
+            let mut body = vec![
+                "DEPENDENCY MISSING IN MANIFEST:".to_string(),
+                format!("{wanted} is not supported by this buildpack on {stack}."),
+            ];
+            if offered.is_empty() {
+                body.push(format!("This buildpack has no installers for {stack}."));
+            } else {
+                body.push(format!(
+                    "The installers this buildpack offers on {stack} are:"
+                ));
+                body.extend(offered.iter().map(|offer| format!("  - {offer}")));
+            }
+            Message::new(
+                format!("No conda installer for {wanted}"),
+                body,
+                "Ask for a Python version and installer from the list: the python spec in environment.yml, runtime.txt, and BP_CONDA_DISTRIBUTION / BP_CONDA_VERSION (cf set-env).",
+            )
+        }
+        InstallerError::Download(download) => download_message(download),
+        InstallerError::VendoredFileMissing { dependency, path } => Message::new(
+            format!("The cached buildpack is missing {dependency}"),
+            vec![format!(
+                "Its manifest lists {} but the file is not there.",
+                path.display()
+            )],
+            "Ask the platform operator to re-upload the cached buildpack zip.",
+        ),
+        InstallerError::VendoredFileCorrupt {
+            dependency,
+            expected,
+            actual,
+        } => Message::new(
+            format!("The cached buildpack's copy of {dependency} is corrupt"),
+            vec![format!(
+                "dependency sha256 mismatch: expected sha256 {expected}, actual sha256 {actual}"
+            )],
+            "Ask the platform operator to re-upload the cached buildpack zip.",
+        ),
+        InstallerError::Failed {
+            dependency,
+            status,
+            output,
+        } => {
+            let mut body = vec![format!("The installer exited with {status}. Its output:")];
+            body.extend(
+                output
+                    .iter()
+                    .rev()
+                    .take(30)
+                    .rev()
+                    .map(|line| format!("  {line}")),
+            );
+            Message::new(
+                format!("The {dependency} installer failed"),
+                body,
+                "If the output says the disk is full, raise the app's disk quota (cf push -k 4G); otherwise report it with this log.",
+            )
+        }
+        InstallerError::NoConda { dependency, path } => Message::new(
+            format!("The {dependency} installer did not install conda"),
+            vec![format!(
+                "{} does not exist after the installer finished.",
+                path.display()
+            )],
+            REPORT,
+        ),
+        InstallerError::Io { path, source } => Message::new(
+            "The installer could not be prepared",
+            vec![format!("{}: {source}", path.display())],
+            disk_fix(source),
+        ),
+    }
+}
+
+fn download_message(error: &DownloadError) -> Message {
+    match error {
+        DownloadError::ChecksumMismatch {
+            url,
+            expected,
+            actual,
+        } => Message::new(
+            "A download does not match its pinned checksum",
+            vec![
+                format!(
+                    "dependency sha256 mismatch: expected sha256 {expected}, actual sha256 {actual}"
+                ),
+                format!("The file from {url} was deleted and nothing was installed from it."),
+            ],
+            "A proxy or mirror may be altering downloads. Check HTTPS_PROXY and the mirror, or use the cached buildpack, which carries verified installers.",
+        ),
+        DownloadError::HttpStatus { url, status: 407 } => Message::new(
+            "The proxy asks for credentials",
+            vec![format!(
+                "{url} answered HTTP 407 (proxy authentication required)."
+            )],
+            "Put the credentials in the proxy URL (HTTPS_PROXY=http://user:password@proxy:port); they are redacted in this log.",
+        ),
+        DownloadError::HttpStatus { url, status } => Message::new(
+            format!("A download failed with HTTP {status}"),
+            vec![format!("{url} answered HTTP {status}.")],
+            if *status >= 500 {
+                "The server failed several times in a row. Push again later, or use the cached buildpack.".to_string()
+            } else {
+                "The file is not where the manifest says. Ask the platform operator for a current buildpack, or use the cached buildpack.".to_string()
+            },
+        ),
+        DownloadError::Unreachable { url, reason } => Message::new(
+            "The network is unreachable from staging",
+            vec![format!("Could not reach {url}: {reason}")],
+            "This foundation may have no internet access. Ask the operator to install the cached conda buildpack (conda_buildpack-cached-*.zip), vendor the app's packages with `conda-buildpack vendor`, or set HTTPS_PROXY.",
+        ),
+        DownloadError::Transfer { url, reason } => Message::new(
+            "A download was interrupted",
+            vec![format!("{url}: {reason}")],
+            "The connection failed repeatedly. Push again, set BP_DOWNLOAD_TIMEOUT (seconds) for a slow link, or use the cached buildpack.",
+        ),
+        DownloadError::Write { path, source } => Message::new(
+            "A download could not be saved",
+            vec![format!("{}: {source}", path.display())],
+            disk_fix(source),
+        ),
+    }
+}
+
+fn environment_message(error: &EnvironmentError) -> Message {
+    match error {
+        EnvironmentError::Io { path, source } => Message::new(
+            "The conda environment could not be prepared",
+            vec![format!("{}: {source}", path.display())],
+            disk_fix(source),
+        ),
+        EnvironmentError::Conda {
+            kind,
+            command,
+            status,
+            output,
+            memory_limit_mib,
+        } => {
+            let mut body = vec![format!("`{command}` exited with {status}.")];
+            if !output.is_empty() {
+                body.push("conda said:".into());
+                body.extend(output.iter().map(|line| format!("  {line}")));
+            }
+            let (title, fix) = match kind {
+                FailureKind::PackagesNotFound => (
+                    "conda cannot find some of the app's packages",
+                    "Check the package names and the channels in environment.yml (conda search NAME -c CHANNEL on your machine), or vendor the packages.".to_string(),
+                ),
+                FailureKind::Unsatisfiable => (
+                    "conda cannot satisfy the app's package versions",
+                    "The versions in environment.yml cannot be installed together from its channels. Loosen the pins conda lists above, or install from an exact `conda list --explicit` spec-file.txt.".to_string(),
+                ),
+                FailureKind::ChannelUnreachable => (
+                    "conda cannot reach the app's channels",
+                    "Staging has no route to the conda channels. Set HTTPS_PROXY, point CONDA_CHANNEL_ALIAS at a mirror, or vendor the app's packages with `conda-buildpack vendor`.".to_string(),
+                ),
+                FailureKind::Pip => (
+                    "pip failed to install the app's pip requirements",
+                    "See pip's error above; check the `pip:` section of environment.yml.".to_string(),
+                ),
+                FailureKind::Killed => (
+                    "conda was killed, most likely for running out of memory",
+                    format!(
+                        "Staging had {} of memory and conda was stopped by SIGKILL, which is what the container's out-of-memory killer sends. Raise the app's memory (cf push -m 2G, or `memory:` in manifest.yml), or install from an @EXPLICIT spec-file.txt, which needs no solve.",
+                        memory_limit_mib.map_or_else(|| "an unknown amount".to_string(), |mib| format!("{mib} MB"))
+                    ),
+                ),
+                FailureKind::Other => (
+                    "conda failed to create the environment",
+                    "See conda's error above. `conda env create -f environment.yml` on your machine usually shows the same problem.".to_string(),
+                ),
+            };
+            Message::new(title, body, fix)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_has_a_title_a_cause_and_a_fix() {
+        let samples: Vec<Error> = vec![
+            AppError::InvalidYaml {
+                file: "environment.yml".into(),
+                reason: "bad".into(),
+                line: Some(3),
+                column: Some(2),
+            }
+            .into(),
+            AppError::InvalidRuntimeTxt {
+                content: "python-banana".into(),
+                reason: "r".into(),
+            }
+            .into(),
+            InstallerError::NotInManifest {
+                wanted: "Python 4".into(),
+                stack: "cflinuxfs4".into(),
+                offered: vec!["miniconda2 4.7.12.1 (Python 2)".into()],
+            }
+            .into(),
+            InstallerError::Download(DownloadError::ChecksumMismatch {
+                url: "u".into(),
+                expected: "a".into(),
+                actual: "b".into(),
+            })
+            .into(),
+            EnvironmentError::Conda {
+                kind: FailureKind::Killed,
+                command: "conda".into(),
+                status: "signal: 9".into(),
+                output: vec![],
+                memory_limit_mib: Some(256),
+            }
+            .into(),
+        ];
+        for error in &samples {
+            let message = message(error);
+            assert!(
+                !message.title.is_empty() && !message.body.is_empty() && !message.fix.is_empty()
+            );
+        }
+        let yaml = message(&samples[0]);
+        assert_eq!(
+            yaml.title,
+            "environment.yml is not valid YAML at line 3, column 2"
+        );
+        let missing = message(&samples[2]);
+        assert!(
+            missing
+                .body
+                .contains(&"DEPENDENCY MISSING IN MANIFEST:".to_string())
+        );
+        let killed = message(&samples[4]);
+        assert!(killed.fix.contains("256 MB") && killed.fix.contains("cf push -m"));
+    }
+}

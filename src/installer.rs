@@ -1,1 +1,391 @@
-//! (being written)
+//! The Miniconda/Miniforge installer: chosen from the manifest for the app's Python and
+//! settings, obtained (the cached zip's `file:` copy, the app cache, or a verified download),
+//! and run in batch mode into a scratch prefix that never reaches the droplet.
+
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::app::{Distribution, Settings};
+use crate::download::{self, DownloadError, Progress};
+use crate::log;
+use crate::manifest::{self, Dependency, Manifest};
+use crate::process::{self, Echo};
+use crate::python_version::PythonChoice;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InstallerError {
+    #[error("no installer in the manifest for {wanted} on {stack}")]
+    NotInManifest {
+        wanted: String,
+        stack: String,
+        offered: Vec<String>,
+    },
+    #[error(transparent)]
+    Download(#[from] DownloadError),
+    #[error("the buildpack's copy of {dependency} is missing at {path}")]
+    VendoredFileMissing { dependency: String, path: PathBuf },
+    #[error(
+        "the buildpack's copy of {dependency} is corrupt: expected sha256 {expected}, actual sha256 {actual}"
+    )]
+    VendoredFileCorrupt {
+        dependency: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("the {dependency} installer failed ({status})")]
+    Failed {
+        dependency: String,
+        status: String,
+        output: Vec<String>,
+    },
+    #[error("the {dependency} installer finished but left no conda at {path}")]
+    NoConda { dependency: String, path: PathBuf },
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The Python major an installer line is for.
+pub(crate) fn python_major_of(name: &str) -> Option<u64> {
+    if name.starts_with("miniconda2") {
+        Some(2)
+    } else if name.starts_with("miniconda3") || name.starts_with("miniforge3") {
+        Some(3)
+    } else {
+        None
+    }
+}
+
+fn distribution_of(name: &str) -> Option<Distribution> {
+    if name.starts_with("miniconda") {
+        Some(Distribution::Miniconda)
+    } else if name.starts_with("miniforge") {
+        Some(Distribution::Miniforge)
+    } else {
+        None
+    }
+}
+
+/// What the app asked for, in words for the log and errors.
+struct Wanted<'a> {
+    python: &'a PythonChoice,
+    settings: &'a Settings,
+}
+
+impl fmt::Display for Wanted<'_> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "{} with {}",
+            self.python,
+            self.settings.distribution.name()
+        )?;
+        if let Some(version) = &self.settings.conda_version {
+            write!(formatter, " {version} (BP_CONDA_VERSION)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Picks the installer: the line for the app's Python major and distribution, on this stack,
+/// at `BP_CONDA_VERSION` if set (the highest match), else at the manifest's default version.
+pub(crate) fn choose<'m>(
+    manifest: &'m Manifest,
+    python: &PythonChoice,
+    settings: &Settings,
+) -> Result<&'m Dependency, InstallerError> {
+    let candidates: Vec<&Dependency> = manifest
+        .dependencies_for_stack(&settings.stack)
+        .filter(|dependency| python_major_of(&dependency.name) == Some(python.major))
+        .filter(|dependency| distribution_of(&dependency.name) == Some(settings.distribution))
+        .collect();
+    let matching: Vec<&Dependency> = match &settings.conda_version {
+        Some(line) => candidates
+            .iter()
+            .copied()
+            .filter(|dependency| manifest::version_matches_line(&dependency.version, line))
+            .collect(),
+        None => {
+            let defaulted: Vec<&Dependency> = candidates
+                .iter()
+                .copied()
+                .filter(|dependency| {
+                    manifest
+                        .default_version(&dependency.name)
+                        .is_some_and(|line| {
+                            manifest::version_matches_line(&dependency.version, line)
+                        })
+                })
+                .collect();
+            if defaulted.is_empty() {
+                candidates.clone()
+            } else {
+                defaulted
+            }
+        }
+    };
+    matching
+        .into_iter()
+        .max_by(|a, b| manifest::compare_versions(&a.version, &b.version))
+        .ok_or_else(|| InstallerError::NotInManifest {
+            wanted: Wanted { python, settings }.to_string(),
+            stack: settings.stack.clone(),
+            offered: manifest
+                .dependencies_for_stack(&settings.stack)
+                .map(|dependency| {
+                    let python = python_major_of(&dependency.name)
+                        .map(|major| format!(" (Python {major})"))
+                        .unwrap_or_default();
+                    format!("{} {}{python}", dependency.name, dependency.version)
+                })
+                .collect(),
+        })
+}
+
+/// Where the installer comes from this time.
+pub(crate) enum Origin {
+    /// Already in the app cache from an earlier staging.
+    AppCache,
+    /// Shipped inside the cached buildpack.
+    Buildpack,
+    Downloaded,
+}
+
+/// Returns a verified installer file: from the cached buildpack (`file:`), the app cache, or
+/// the network, in that order of preference. A file that fails its checksum is never run.
+pub(crate) fn obtain(
+    dependency: &Dependency,
+    buildpack_dir: &Path,
+    installers_cache: &Path,
+) -> Result<(PathBuf, Origin), InstallerError> {
+    if let Some(file) = &dependency.file {
+        let path = buildpack_dir.join(file);
+        log::detail(&format!("Copy [{}]", path.display()));
+        if !path.is_file() {
+            return Err(InstallerError::VendoredFileMissing {
+                dependency: dependency.to_string(),
+                path,
+            });
+        }
+        let actual = download::sha256_file(&path).map_err(|source| InstallerError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if !actual.eq_ignore_ascii_case(&dependency.sha256) {
+            return Err(InstallerError::VendoredFileCorrupt {
+                dependency: dependency.to_string(),
+                expected: dependency.sha256.clone(),
+                actual,
+            });
+        }
+        return Ok((path, Origin::Buildpack));
+    }
+    let cached = installers_cache
+        .join(dependency.sha256.to_ascii_lowercase())
+        .join(dependency.file_name());
+    if cached.is_file() {
+        match download::sha256_file(&cached) {
+            Ok(actual) if actual.eq_ignore_ascii_case(&dependency.sha256) => {
+                log::detail(&format!(
+                    "Using {} from the app cache",
+                    dependency.file_name()
+                ));
+                return Ok((cached, Origin::AppCache));
+            }
+            _ => {
+                log::warning(&format!(
+                    "The cached {} does not match its sha256; downloading it again.",
+                    dependency.file_name()
+                ));
+                let _ = fs::remove_file(&cached);
+            }
+        }
+    }
+    log::detail(&format!("Download [{}]", log::redact_url(&dependency.uri)));
+    let downloaded = download::fetch_verified(
+        &dependency.uri,
+        &dependency.sha256,
+        &cached,
+        Progress::Quiet,
+    )?;
+    log::detail(&format!(
+        "Downloaded {} in {}",
+        log::format_size(downloaded.bytes),
+        log::format_duration(downloaded.duration)
+    ));
+    Ok((cached, Origin::Downloaded))
+}
+
+/// Lines of the installer's output worth a log line: its errors and warnings. The rest is
+/// the payload unpacking and transaction chatter.
+fn installer_line_matters(line: &str) -> bool {
+    let lower = line.to_ascii_lowercase();
+    lower.contains("error") || lower.contains("warning")
+}
+
+/// Runs the installer in batch mode into `prefix` (which must not exist: constructor's `-u`
+/// is unreliable, an empty prefix is not) and returns the conda executable it installed.
+pub(crate) fn install(
+    dependency: &Dependency,
+    installer: &Path,
+    prefix: &Path,
+    scratch: &Scratch,
+) -> Result<PathBuf, InstallerError> {
+    let io_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| InstallerError::Io { path, source }
+    };
+    crate::fsutil::remove_if_exists(prefix).map_err(io_error(prefix))?;
+    if let Some(parent) = prefix.parent() {
+        fs::create_dir_all(parent).map_err(io_error(parent))?;
+    }
+    let mut command = Command::new("bash");
+    command.arg(installer).arg("-b").arg("-p").arg(prefix);
+    scratch.apply(&mut command);
+    // The installer warns about PYTHONPATH and its python would honour it; neither helps.
+    command.env_remove("PYTHONPATH").env_remove("PYTHONHOME");
+    let finished = process::run(
+        &mut command,
+        &format!("installing {dependency}"),
+        Echo {
+            keep: installer_line_matters,
+        },
+    )
+    .map_err(io_error(installer))?;
+    if !finished.status.success() {
+        return Err(InstallerError::Failed {
+            dependency: dependency.to_string(),
+            status: finished.status.to_string(),
+            output: finished.stderr.into_iter().chain(finished.stdout).collect(),
+        });
+    }
+    let conda = prefix.join("bin").join("conda");
+    if !conda.is_file() {
+        return Err(InstallerError::NoConda {
+            dependency: dependency.to_string(),
+            path: conda,
+        });
+    }
+    Ok(conda)
+}
+
+/// A private HOME and TMPDIR inside the buildpack's cache dir for the installer, conda and
+/// pip: they write `~/.conda`, `~/.cache/pip` and temporary files, and a supply buildpack
+/// may write only inside DEPS/IDX and its cache dir. A private HOME also keeps a stray
+/// `~/.condarc` from changing the build.
+pub(crate) struct Scratch {
+    pub(crate) home: PathBuf,
+    pub(crate) tmp: PathBuf,
+}
+
+impl Scratch {
+    pub(crate) fn create(root: &Path) -> std::io::Result<Self> {
+        crate::fsutil::remove_if_exists(root)?;
+        let home = root.join("home");
+        let tmp = root.join("tmp");
+        fs::create_dir_all(&home)?;
+        fs::create_dir_all(&tmp)?;
+        Ok(Self { home, tmp })
+    }
+
+    pub(crate) fn apply(&self, command: &mut Command) {
+        command
+            .env("HOME", &self.home)
+            .env("TMPDIR", &self.tmp)
+            .env("XDG_CACHE_HOME", self.home.join(".cache"))
+            .env("XDG_CONFIG_HOME", self.home.join(".config"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::python_version::Source;
+
+    fn manifest() -> Manifest {
+        Manifest::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("manifest.yml")).unwrap()
+    }
+
+    fn python(major: u64) -> PythonChoice {
+        PythonChoice {
+            major,
+            requested: None,
+            source: Source::Default,
+            pin: None,
+        }
+    }
+
+    fn settings(distribution: Option<&str>, version: Option<&str>, stack: &str) -> Settings {
+        Settings::from_lookup(|name| match name {
+            "BP_CONDA_DISTRIBUTION" => distribution.map(str::to_string),
+            "BP_CONDA_VERSION" => version.map(str::to_string),
+            "CF_STACK" => Some(stack.to_string()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn chosen(major: u64, distribution: Option<&str>, version: Option<&str>) -> String {
+        let manifest = manifest();
+        choose(
+            &manifest,
+            &python(major),
+            &settings(distribution, version, "cflinuxfs4"),
+        )
+        .map(ToString::to_string)
+        .unwrap_or_else(|error| format!("error: {error}"))
+    }
+
+    #[test]
+    fn the_python_major_picks_the_installer_line() {
+        assert_eq!(chosen(3, None, None), "miniconda3-py39 25.7.0");
+        assert_eq!(chosen(2, None, None), "miniconda2 4.7.12.1");
+        assert_eq!(chosen(3, Some("miniforge"), None), "miniforge3 24.7.1");
+    }
+
+    #[test]
+    fn bp_conda_version_chooses_a_line_or_an_exact_version() {
+        assert_eq!(chosen(3, None, Some("4.12.x")), "miniconda3-py39 4.12.0");
+        assert_eq!(chosen(3, None, Some("24.7.1")), "miniconda3-py39 24.7.1");
+        assert_eq!(chosen(3, None, Some("4.7.12.1")), "miniconda3 4.7.12.1");
+        assert_eq!(chosen(3, None, Some("4.x")), "miniconda3-py39 4.12.0");
+    }
+
+    #[test]
+    fn impossible_requests_list_what_the_manifest_offers() {
+        let manifest = manifest();
+        for (major, distribution, version) in [
+            (4, None, None),
+            (2, Some("miniforge"), None),
+            (3, None, Some("9.9.x")),
+        ] {
+            let error = choose(
+                &manifest,
+                &python(major),
+                &settings(distribution, version, "cflinuxfs4"),
+            )
+            .unwrap_err();
+            let InstallerError::NotInManifest { offered, .. } = error else {
+                panic!("unexpected error");
+            };
+            assert!(
+                offered.contains(&"miniconda2 4.7.12.1 (Python 2)".to_string()),
+                "{offered:?}"
+            );
+            assert_eq!(offered.len(), manifest.dependencies.len());
+        }
+    }
+
+    #[test]
+    fn an_unknown_stack_offers_nothing() {
+        let manifest = manifest();
+        let error = choose(&manifest, &python(3), &settings(None, None, "windows")).unwrap_err();
+        assert!(
+            matches!(error, InstallerError::NotInManifest { ref offered, .. } if offered.is_empty())
+        );
+    }
+}

@@ -64,22 +64,23 @@ pub(crate) fn detail(message: &str) {
 }
 
 pub(crate) fn warning(message: &str) {
-    emit(&indented(&format!("{INDENT}{RED}**WARNING**{RESET} "), message));
+    emit(&indented(
+        &format!("{INDENT}{RED}**WARNING**{RESET} "),
+        message,
+    ));
 }
 
 pub(crate) fn error(message: &str) {
-    emit(&indented(&format!("{INDENT}{RED}**ERROR**{RESET} "), message));
+    emit(&indented(
+        &format!("{INDENT}{RED}**ERROR**{RESET} "),
+        message,
+    ));
 }
 
 pub(crate) fn debug(message: &str) {
     if debug_enabled() {
         emit(&indented(&format!("{INDENT}{BLUE}DEBUG:{RESET} "), message));
     }
-}
-
-/// A blank separator line, as the CF buildpacks print between sections.
-pub(crate) fn blank() {
-    emit("\n");
 }
 
 /// `1m 05s`, `3.2s`, `120ms`: durations as a person reads them in a log.
@@ -132,12 +133,7 @@ pub(crate) fn redact_url(url: &str) -> String {
         Some((user, _password)) => format!("{user}:-redacted-"),
         None => "-redacted-".to_string(),
     };
-    format!(
-        "{}://{}@{}",
-        &url[..scheme_end],
-        redacted,
-        &rest[at + 1..]
-    )
+    format!("{}://{}@{}", &url[..scheme_end], redacted, &rest[at + 1..])
 }
 
 #[cfg(test)]

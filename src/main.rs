@@ -2,30 +2,30 @@
 //! `supply`, `finalize`, `release`, `compile`) and the tools around them (`package`, `stage`,
 //! `launch`, `vendor`). This file only dispatches; each phase reads top to bottom in its module.
 
-#[allow(dead_code)] mod app;
-#[allow(dead_code)] mod archive;
-#[allow(dead_code)] mod buildpack;
-#[allow(dead_code)] mod cache;
-#[allow(dead_code)] mod cli;
-#[allow(dead_code)] mod conda;
-#[allow(dead_code)] mod detect;
-#[allow(dead_code)] mod download;
-#[allow(dead_code)] mod environment;
-#[allow(dead_code)] mod errors;
-#[allow(dead_code)] mod finalize;
-#[allow(dead_code)] mod fsutil;
-#[allow(dead_code)] mod installer;
-#[allow(dead_code)] mod lifecycle;
-#[allow(dead_code)] mod log;
-#[allow(dead_code)] mod manifest;
-#[allow(dead_code)] mod packager;
-#[allow(dead_code)] mod process;
-#[allow(dead_code)] mod python_version;
-#[allow(dead_code)] mod relocate;
-#[allow(dead_code)] mod stager;
-#[allow(dead_code)] mod summary;
-#[allow(dead_code)] mod supply;
-#[allow(dead_code)] mod vendor;
+mod app;
+mod archive;
+mod buildpack;
+mod cache;
+mod cli;
+mod conda;
+mod detect;
+mod download;
+mod environment;
+mod errors;
+mod finalize;
+mod fsutil;
+mod installer;
+mod lifecycle;
+mod log;
+mod manifest;
+mod packager;
+mod process;
+mod python_version;
+mod relocate;
+mod stager;
+mod summary;
+mod supply;
+mod vendor;
 
 fn main() -> std::process::ExitCode {
     cli::run()

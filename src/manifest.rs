@@ -167,10 +167,10 @@ impl Manifest {
 
     /// The dependencies usable on `stack`: a single-stack manifest's own stack, or the
     /// entries whose `cf_stacks` list it.
-    pub(crate) fn dependencies_for_stack<'a>(
-        &'a self,
-        stack: &'a str,
-    ) -> impl Iterator<Item = &'a Dependency> + 'a {
+    pub(crate) fn dependencies_for_stack<'m, 's>(
+        &'m self,
+        stack: &'s str,
+    ) -> impl Iterator<Item = &'m Dependency> + use<'m, 's> {
         self.dependencies
             .iter()
             .filter(move |dependency| match &self.stack {
@@ -297,7 +297,10 @@ mod tests {
         }
         for dependency in &manifest.dependencies {
             assert!(dependency.uri.starts_with("https://"), "{dependency}");
-            assert!(dependency.file.is_none(), "the source manifest vendors nothing");
+            assert!(
+                dependency.file.is_none(),
+                "the source manifest vendors nothing"
+            );
         }
         let default = manifest.default_version("miniconda3-py39").unwrap();
         assert!(
@@ -352,7 +355,10 @@ mod tests {
         let entry = manifest.deprecations_for(miniconda2).next().unwrap();
         let after = jiff::civil::date(2026, 11, 22);
         let warning = deprecation_warning(miniconda2, entry, after).unwrap();
-        assert!(warning.contains("reached its end of life on 2020-01-01"), "{warning}");
+        assert!(
+            warning.contains("reached its end of life on 2020-01-01"),
+            "{warning}"
+        );
         let soon = jiff::civil::date(2019, 12, 10);
         assert!(
             deprecation_warning(miniconda2, entry, soon)

@@ -1,1 +1,160 @@
-//! (being written)
+//! The closing summary of a staging: where the time went, whether the cache was used and why
+//! not, what the environment costs on disk and in the droplet, its largest packages, and the
+//! peak memory of conda and of the buildpack itself. What users asked for: what took the time
+//! and what made the droplet big.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::fsutil;
+use crate::log;
+use crate::process;
+
+#[derive(Debug, Clone, Default)]
+pub(crate) enum CacheOutcome {
+    #[default]
+    Unknown,
+    Hit,
+    Miss(String),
+}
+
+#[derive(Default)]
+pub(crate) struct Summary {
+    steps: Vec<(String, Duration)>,
+    pub(crate) cache: CacheOutcome,
+    pub(crate) cache_size: u64,
+    pub(crate) conda_peak_memory_kib: Option<u64>,
+}
+
+/// What the installed environment holds, read from its `conda-meta` records.
+#[derive(Debug, Default)]
+pub(crate) struct EnvironmentFacts {
+    pub(crate) python_version: Option<String>,
+    /// `name-version-build` of every package: the package cache keeps exactly these.
+    pub(crate) dists: Vec<String>,
+    /// (name, version, bytes), largest first.
+    pub(crate) packages: Vec<(String, String, u64)>,
+}
+
+#[derive(Deserialize)]
+struct PrefixRecord {
+    name: String,
+    version: String,
+    #[serde(default)]
+    build: String,
+    #[serde(default)]
+    files: Vec<String>,
+}
+
+pub(crate) fn environment_facts(env_dir: &Path) -> EnvironmentFacts {
+    let mut facts = EnvironmentFacts::default();
+    let Ok(entries) = fs::read_dir(env_dir.join("conda-meta")) else {
+        return facts;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|extension| extension != "json") {
+            continue;
+        }
+        let Ok(bytes) = fs::read(&path) else { continue };
+        let Ok(record) = serde_json::from_slice::<PrefixRecord>(&bytes) else {
+            continue;
+        };
+        let size = record
+            .files
+            .iter()
+            .filter_map(|file| fs::symlink_metadata(env_dir.join(file)).ok())
+            .filter(fs::Metadata::is_file)
+            .map(|metadata| metadata.len())
+            .sum();
+        if record.name == "python" {
+            facts.python_version = Some(record.version.clone());
+        }
+        facts.dists.push(format!(
+            "{}-{}-{}",
+            record.name, record.version, record.build
+        ));
+        facts.packages.push((record.name, record.version, size));
+    }
+    facts.dists.sort();
+    facts
+        .packages
+        .sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    facts
+}
+
+impl Summary {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn record(&mut self, step: &str, duration: Duration) {
+        self.steps.push((step.to_string(), duration));
+    }
+
+    /// Runs `work`, recording how long it took under `step`.
+    pub(crate) fn time<T>(&mut self, step: &str, work: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let result = work();
+        self.record(step, started.elapsed());
+        result
+    }
+
+    pub(crate) fn print(&self, facts: &EnvironmentFacts, deps_idx: &Path, total: Duration) {
+        log::step("Summary");
+        let steps = self
+            .steps
+            .iter()
+            .map(|(step, duration)| format!("{step} {}", log::format_duration(*duration)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        log::detail(&format!(
+            "Time: {} in all ({steps})",
+            log::format_duration(total)
+        ));
+        let cache = match &self.cache {
+            CacheOutcome::Hit => {
+                "hit, the environment was restored without running conda".to_string()
+            }
+            CacheOutcome::Miss(reason) => format!("miss ({reason})"),
+            CacheOutcome::Unknown => "not used".to_string(),
+        };
+        log::detail(&format!(
+            "Cache: {cache}; the cache now holds {}",
+            log::format_size(self.cache_size)
+        ));
+        let environment_size: u64 = facts.packages.iter().map(|package| package.2).sum();
+        let droplet = fsutil::tree_size(deps_idx).unwrap_or(0);
+        log::detail(&format!(
+            "Environment: {} packages, {} on disk; the droplet gains {} from this buildpack",
+            facts.packages.len(),
+            log::format_size(environment_size),
+            log::format_size(droplet)
+        ));
+        if !facts.packages.is_empty() {
+            let largest = facts
+                .packages
+                .iter()
+                .take(5)
+                .map(|(name, version, size)| {
+                    format!("{name} {version} ({})", log::format_size(*size))
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            log::detail(&format!("Largest packages: {largest}"));
+        }
+        let mut memory = Vec::new();
+        if let Some(kib) = self.conda_peak_memory_kib {
+            memory.push(format!("conda {}", log::format_size(kib * 1024)));
+        }
+        if let Some(kib) = process::own_peak_memory_kib() {
+            memory.push(format!("buildpack {}", log::format_size(kib * 1024)));
+        }
+        if !memory.is_empty() {
+            log::detail(&format!("Peak memory: {}", memory.join(", ")));
+        }
+    }
+}

@@ -1,1 +1,267 @@
-//! (being written)
+//! `supply BUILD CACHE DEPS IDX`: the staging story, top to bottom. Read the app, decide the
+//! Python, choose the installer, then restore the environment from the cache or build it
+//! (installer, conda, relocation to the run-time path, cache save), write DEPS/IDX for the
+//! buildpacks after this one, and summarise.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::app::{App, Settings};
+use crate::buildpack::Buildpack;
+use crate::cache::{self, AppCache, Fingerprint, Restore};
+use crate::conda::Conda;
+use crate::environment;
+use crate::errors::Error;
+use crate::fsutil;
+use crate::installer::{self, Scratch};
+use crate::log;
+use crate::manifest::{self, Dependency};
+use crate::python_version::{self, PythonChoice};
+use crate::relocate;
+use crate::stager::{Facts, Stager};
+use crate::summary::{self, CacheOutcome, Summary};
+use crate::vendor;
+
+pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
+    let started = Instant::now();
+    let buildpack = Buildpack::locate()?;
+    log::step(&format!("Conda Buildpack version {}", buildpack.version));
+
+    let settings = Settings::from_env()?;
+    let app = App::read(&stager.build_dir)?;
+    let decision = python_version::decide(&app)?;
+    if let Some(conflict) = &decision.conflict {
+        log::warning(conflict);
+    }
+    let python = decision.choice;
+    let dependency = installer::choose(&buildpack.manifest, &python, &settings)?;
+    log::step(&format!("Using {python} with {dependency}"));
+    warn_about_deprecation(&buildpack.manifest, dependency);
+
+    let mut summary = Summary::new();
+    let cache = AppCache::open(&stager.cache_dir)?;
+    let local_channel = match &app.vendor_dir {
+        Some(vendor_dir) => summary.time("indexing vendor/", || {
+            vendor::index(vendor_dir, &cache.work_dir())
+        })?,
+        None => None,
+    };
+    let fingerprint = fingerprint(
+        &buildpack,
+        &settings,
+        &app,
+        dependency,
+        &python,
+        stager,
+        local_channel.as_ref(),
+    );
+
+    let env_dir = stager.env_dir();
+    fsutil::remove_if_exists(&env_dir).map_err(Error::io(&env_dir))?;
+    let restored = match cache.restore(&fingerprint, &env_dir) {
+        Restore::Restored(stats) => {
+            log::step("Restoring the conda environment from the cache");
+            log::detail(&format!(
+                "{} files, {} {} in {}",
+                stats.files,
+                log::format_size(stats.bytes),
+                if stats.linked { "linked" } else { "copied" },
+                log::format_duration(stats.duration)
+            ));
+            summary.record("restoring the environment", stats.duration);
+            summary.cache = CacheOutcome::Hit;
+            true
+        }
+        Restore::Empty => {
+            summary.cache = CacheOutcome::Miss("no cached environment".into());
+            false
+        }
+        Restore::Stale(reasons) => {
+            log::step(&format!(
+                "Discarding cached environment: {}",
+                reasons.join("; ")
+            ));
+            summary.cache = CacheOutcome::Miss(reasons.join("; "));
+            false
+        }
+        Restore::Corrupt(reason) => {
+            log::warning(&format!(
+                "Discarding the cached environment: {reason}. Building it again from scratch."
+            ));
+            summary.cache =
+                CacheOutcome::Miss(format!("the cached environment was unusable: {reason}"));
+            false
+        }
+    };
+    if !restored {
+        build(
+            stager,
+            &cache,
+            &buildpack,
+            dependency,
+            &app,
+            &python,
+            &settings,
+            local_channel.as_ref(),
+            &mut summary,
+        )?;
+        match summary.time("saving the cache", || cache.save(&fingerprint, &env_dir)) {
+            Ok(()) => {}
+            Err(error) => log::warning(&format!(
+                "Could not save the environment to the cache ({error}). The app is fine; the \
+                 next push builds the environment again."
+            )),
+        }
+    }
+
+    let facts = summary::environment_facts(&env_dir);
+    let variables = app
+        .environment
+        .as_ref()
+        .map(|environment| environment.spec.variables.clone())
+        .unwrap_or_default();
+    stager.write_layout(&Facts {
+        buildpack_version: &buildpack.version,
+        python_version: facts.python_version.clone(),
+        installer: dependency.to_string(),
+        variables: &variables,
+    })?;
+    if !restored {
+        cache.prune_packages(&facts.dists);
+    }
+    summary.cache_size = cache.prune(&dependency.sha256);
+    summary.print(&facts, &stager.deps_idx(), started.elapsed());
+    Ok(())
+}
+
+/// The cold path: installer, conda, relocation.
+#[allow(clippy::too_many_arguments)]
+fn build(
+    stager: &Stager,
+    cache: &AppCache,
+    buildpack: &Buildpack,
+    dependency: &Dependency,
+    app: &App,
+    python: &PythonChoice,
+    settings: &Settings,
+    local_channel: Option<&environment::LocalChannel>,
+    summary: &mut Summary,
+) -> Result<(), Error> {
+    let work = cache.work_dir();
+    let scratch = Scratch::create(&work.join("scratch")).map_err(Error::io(&work))?;
+    log::step(&format!("Installing {dependency}"));
+    let (installer_file, _origin) = summary.time("obtaining the installer", || {
+        installer::obtain(dependency, &buildpack.dir, &cache.installers_dir())
+    })?;
+    let base = work.join("base");
+    let conda_executable = summary.time("running the installer", || {
+        installer::install(dependency, &installer_file, &base, &scratch)
+    })?;
+
+    log::step("Installing the conda environment");
+    let plan = environment::plan(
+        app,
+        python,
+        &stager.build_dir,
+        &work.join("plan"),
+        local_channel,
+    )?;
+    log::detail(&plan.summary);
+    let conda = Conda {
+        executable: conda_executable,
+        pkgs_dir: cache.pkgs_dir(),
+        pip_cache_dir: cache.pip_dir(),
+        scratch: &scratch,
+        offline: local_channel.is_some(),
+    };
+    let env_dir = stager.env_dir();
+    let runtime_dir = stager.runtime_env_dir();
+    let build_prefix = relocate::build_prefix_for(&env_dir, &runtime_dir);
+    if build_prefix != env_dir {
+        fsutil::remove_if_exists(&build_prefix).map_err(Error::io(&build_prefix))?;
+    }
+    let built = environment::build(&conda, &plan, &build_prefix, settings.memory_limit_mib)?;
+    summary.record("building the environment", built.duration);
+    summary.conda_peak_memory_kib = built.peak_memory_kib;
+
+    let relocation = summary.time("relocating", || {
+        relocate::relocate(
+            &build_prefix,
+            &build_prefix.to_string_lossy(),
+            &runtime_dir.to_string_lossy(),
+        )
+    })?;
+    log::detail(&format!(
+        "Relocated to {}: {} text and {} binary files rewritten",
+        runtime_dir.display(),
+        relocation.text_files,
+        relocation.binary_files
+    ));
+    if build_prefix != env_dir {
+        std::fs::rename(&build_prefix, &env_dir).map_err(Error::io(&env_dir))?;
+        if let Some(padding) = build_prefix.parent() {
+            fsutil::remove_if_exists(padding).map_err(Error::io(padding))?;
+        }
+    }
+    Ok(())
+}
+
+fn warn_about_deprecation(manifest: &manifest::Manifest, dependency: &Dependency) {
+    let today = jiff::Zoned::now().date();
+    for entry in manifest.deprecations_for(dependency) {
+        if let Some(warning) = manifest::deprecation_warning(dependency, entry, today) {
+            log::warning(&warning);
+        }
+    }
+}
+
+fn fingerprint(
+    buildpack: &Buildpack,
+    settings: &Settings,
+    app: &App,
+    dependency: &Dependency,
+    python: &PythonChoice,
+    stager: &Stager,
+    local_channel: Option<&environment::LocalChannel>,
+) -> Fingerprint {
+    let mut inputs = std::collections::BTreeMap::new();
+    if let Some(environment) = &app.environment {
+        inputs.insert(
+            environment.file_name.clone(),
+            cache::sha256_bytes(&environment.bytes),
+        );
+    }
+    if let Some(explicit) = &app.explicit_spec {
+        inputs.insert(
+            explicit.file_name.clone(),
+            cache::sha256_bytes(&explicit.bytes),
+        );
+    }
+    Fingerprint {
+        buildpack_version: buildpack.version.clone(),
+        stack: settings.stack.clone(),
+        installer: dependency.to_string(),
+        installer_sha256: dependency.sha256.to_ascii_lowercase(),
+        python: format!("{} {}", python.major, python.pin.as_deref().unwrap_or(""))
+            .trim()
+            .to_string(),
+        inputs,
+        vendor: local_channel.map(|channel| channel.digest.clone()),
+        runtime_prefix: stager.runtime_env_dir().display().to_string(),
+        settings: cache::relevant_settings(std::env::vars()),
+    }
+}
+
+/// `supply` refuses to run without its four arguments being directories it can use.
+pub(crate) fn check_dirs(build_dir: &Path) -> Result<(), Error> {
+    if !build_dir.is_dir() {
+        return Err(Error::Io {
+            path: build_dir.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the build directory does not exist",
+            ),
+        });
+    }
+    Ok(())
+}

@@ -219,10 +219,14 @@ mod tests {
 
     #[test]
     fn pip_bars_and_blank_lines_are_noise_but_messages_are_not() {
-        assert!(is_progress_noise("   ━━━━━━━━━━━━━━━━ 1.2/1.2 MB 3.4 MB/s eta 0:00:00"));
+        assert!(is_progress_noise(
+            "   ━━━━━━━━━━━━━━━━ 1.2/1.2 MB 3.4 MB/s eta 0:00:00"
+        ));
         assert!(is_progress_noise("   "));
         assert!(is_progress_noise("|/-\\"));
-        assert!(!is_progress_noise("PackagesNotFoundError: The following packages are missing"));
+        assert!(!is_progress_noise(
+            "PackagesNotFoundError: The following packages are missing"
+        ));
         assert!(!is_progress_noise("  - numpy=99"));
         assert!(!is_progress_noise("Preparing transaction: done"));
     }

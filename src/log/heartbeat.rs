@@ -17,7 +17,7 @@ pub(crate) struct Heartbeat {
 
 impl Heartbeat {
     pub(crate) fn start(activity: &str) -> Self {
-        Self::start_with(activity.to_string(), INTERVAL, |line| super::detail(line))
+        Self::start_with(activity.to_string(), INTERVAL, super::detail)
     }
 
     pub(crate) fn start_with(
@@ -28,14 +28,11 @@ impl Heartbeat {
         let (stop, stopped) = mpsc::channel::<()>();
         let started = Instant::now();
         let thread = std::thread::spawn(move || {
-            loop {
-                match stopped.recv_timeout(interval) {
-                    Err(RecvTimeoutError::Timeout) => print(&format!(
-                        "... still {activity} ({} elapsed)",
-                        super::format_duration(Duration::from_secs(started.elapsed().as_secs()))
-                    )),
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-                }
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                print(&format!(
+                    "... still {activity} ({} elapsed)",
+                    super::format_duration(Duration::from_secs(started.elapsed().as_secs()))
+                ));
             }
         });
         Self {
