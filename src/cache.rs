@@ -131,7 +131,7 @@ impl Fingerprint {
 pub(crate) fn relevant_settings(
     variables: impl Iterator<Item = (String, String)>,
 ) -> BTreeMap<String, String> {
-    const SET_BY_BUILDPACK: [&str; 14] = [
+    const SET_BY_BUILDPACK: [&str; 15] = [
         "CONDA_PKGS_DIRS",
         "CONDA_QUIET",
         "CONDA_ALWAYS_YES",
@@ -139,6 +139,7 @@ pub(crate) fn relevant_settings(
         "CONDA_AUTO_UPDATE_CONDA",
         "CONDA_REPORT_ERRORS",
         "CONDA_CHANGEPS1",
+        "CONDA_ALWAYS_COPY",
         "CONDA_OFFLINE",
         "CONDA_PREFIX",
         "CONDA_DEFAULT_ENV",

@@ -36,6 +36,10 @@ impl Conda<'_> {
             .env("CONDA_AUTO_UPDATE_CONDA", "false")
             .env("CONDA_REPORT_ERRORS", "false")
             .env("CONDA_CHANGEPS1", "false")
+            // conda hard-links environment files to its package cache by default. The
+            // environment is handed to later buildpacks, which may edit files in place; with
+            // links those edits would corrupt the cached packages every later build reuses.
+            .env("CONDA_ALWAYS_COPY", "true")
             // pip, run by conda for `pip:` entries: no prompts, no bars, no self-update nag,
             // its wheel cache beside conda's.
             .env("PIP_NO_INPUT", "1")

@@ -1,0 +1,276 @@
+//! A data scientist pushes, changes a line of code, pushes again: the second push restores the
+//! environment without running the installer or conda. A changed environment is rebuilt with
+//! the reason in the log and nothing downloaded twice; a damaged or half-written cache is
+//! discarded with a warning and never trusted.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::{
+    Packaging, Server, StageOptions, app, fixtures, launch, package, scratch, stage, stdout,
+};
+
+struct World {
+    dir: tempfile::TempDir,
+    server: Server,
+    zip: PathBuf,
+    app: PathBuf,
+    cache: PathBuf,
+    invocations: PathBuf,
+}
+
+impl World {
+    fn new(fixture: &str) -> Self {
+        let dir = scratch();
+        let server = Server::start(&fixtures().dir);
+        let zip = package(&server, dir.path(), &Packaging::default());
+        let app = app(fixture, dir.path());
+        let cache = dir.path().join("app-cache");
+        let invocations = dir.path().join("conda-invocations.log");
+        Self {
+            dir,
+            server,
+            zip,
+            app,
+            cache,
+            invocations,
+        }
+    }
+
+    fn options(&self) -> StageOptions {
+        StageOptions::with_channels(&self.server)
+            .cache(&self.cache)
+            .env(
+                "CONDA_DOUBLE_INVOCATIONS",
+                &self.invocations.display().to_string(),
+            )
+    }
+
+    fn push(&self, name: &str) -> support::Staging {
+        self.push_with(name, &self.zip, self.options())
+    }
+
+    fn push_with(&self, name: &str, zip: &Path, options: StageOptions) -> support::Staging {
+        stage(&self.app, &[zip], &options, &self.dir.path().join(name))
+    }
+
+    fn conda_invocations(&self) -> usize {
+        fs::read_to_string(&self.invocations).map_or(0, |text| text.lines().count())
+    }
+
+    /// The cached environment's entry directory.
+    fn entry(&self) -> PathBuf {
+        let environments = self.cache.join("final/environment");
+        fs::read_dir(&environments)
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|path| {
+                path.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("entry-")
+            })
+            .expect("a cached environment entry")
+    }
+
+    fn assert_app_works(&self, staging: &support::Staging) {
+        let run = launch(&staging.droplet(), "python app.py --once", &[]);
+        let output = stdout(&run);
+        assert!(
+            output.contains("numpy 1.26.4 mean 2.5"),
+            "{output}{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+}
+
+#[test]
+fn an_unchanged_push_restores_the_environment_without_conda() {
+    let world = World::new("numpy-web");
+    let first = world.push("first");
+    first
+        .assert_success()
+        .assert_log_contains("Cache: miss (no cached environment)");
+    let invocations = world.conda_invocations();
+    assert!(invocations > 0, "the first push runs conda");
+    let requests = world.server.total_requests();
+
+    fs::write(
+        world.app.join("app.py"),
+        fs::read_to_string(world.app.join("app.py")).unwrap() + "\n# a code change\n",
+    )
+    .unwrap();
+    let second = world.push("second");
+    second
+        .assert_success()
+        .assert_clean_log()
+        .assert_log_contains("-----> Restoring the conda environment from the cache")
+        .assert_log_contains("Cache: hit, the environment was restored without running conda")
+        .assert_log_lacks("-----> Installing miniconda")
+        .assert_log_lacks("Download [");
+    assert_eq!(
+        world.conda_invocations(),
+        invocations,
+        "conda ran on a cache hit"
+    );
+    assert_eq!(
+        world.server.total_requests(),
+        requests,
+        "a cache hit fetched something"
+    );
+    world.assert_app_works(&second);
+}
+
+#[test]
+fn a_changed_environment_is_rebuilt_with_the_reason_and_nothing_downloaded_twice() {
+    let world = World::new("numpy-web");
+    world.push("first").assert_success();
+    let environment = world.app.join("environment.yml");
+    fs::write(
+        &environment,
+        fs::read_to_string(&environment)
+            .unwrap()
+            .replace("  - pandas\n", "  - pandas\n  - scipy\n"),
+    )
+    .unwrap();
+    let second = world.push("second");
+    second
+        .assert_success()
+        .assert_log_contains("-----> Discarding cached environment: environment.yml changed")
+        .assert_log_contains("Using Miniconda3-py39_25.7.0-2-Linux-x86_64.sh from the app cache");
+    for (path, count) in world.server.package_downloads() {
+        assert_eq!(count, 1, "{path} was downloaded {count} times");
+    }
+    assert!(
+        world
+            .server
+            .package_downloads()
+            .keys()
+            .any(|path| path.contains("scipy")),
+        "scipy was fetched"
+    );
+    assert_eq!(
+        world.server.requests_ending_with(".sh"),
+        1,
+        "the installer came from the cache"
+    );
+    let run = launch(
+        &second.droplet(),
+        "python -c 'import scipy; print(scipy.__version__)'",
+        &[],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+#[test]
+fn a_new_buildpack_version_or_stack_rebuilds() {
+    let world = World::new("numpy-web");
+    world.push("first").assert_success();
+    let newer = package(
+        &world.server,
+        &world.dir.path().join("newer"),
+        &Packaging {
+            version: Some("9.9.9".into()),
+            ..Packaging::default()
+        },
+    );
+    world
+        .push_with("second", &newer, world.options())
+        .assert_success()
+        .assert_log_contains(&format!(
+            "Discarding cached environment: buildpack {} -> 9.9.9",
+            env!("CARGO_PKG_VERSION")
+        ));
+    let mut cflinuxfs3 = world.options();
+    cflinuxfs3.stack = Some("cflinuxfs3".into());
+    world
+        .push_with("third", &newer, cflinuxfs3)
+        .assert_success()
+        .assert_log_contains("Discarding cached environment: stack cflinuxfs4 -> cflinuxfs3");
+}
+
+#[test]
+fn a_damaged_cache_is_discarded_with_a_warning_and_staging_succeeds() {
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 5] = [
+        ("a file truncated", |entry| {
+            let file = entry.join("tree/lib/python3.11/site-packages/numpy/__init__.py");
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_len(3)
+                .unwrap();
+        }),
+        ("a file deleted", |entry| {
+            fs::remove_file(entry.join("tree/bin/f2py")).unwrap()
+        }),
+        ("a file edited", |entry| {
+            let file = entry.join("tree/conda-meta/history");
+            let text = fs::read_to_string(&file).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            fs::write(&file, text.replace('a', "b")).unwrap();
+        }),
+        ("the metadata edited", |entry| {
+            let file = entry.join("metadata.json");
+            fs::write(
+                &file,
+                fs::read_to_string(&file)
+                    .unwrap()
+                    .replacen("cflinuxfs4", "cflinuxfs9", 1),
+            )
+            .unwrap();
+        }),
+        ("a future format", |entry| {
+            let file = entry.join("metadata.json");
+            fs::write(
+                &file,
+                fs::read_to_string(&file)
+                    .unwrap()
+                    .replacen("\"format\":1", "\"format\":7", 1),
+            )
+            .unwrap();
+        }),
+    ];
+    let world = World::new("numpy-web");
+    world.push("first").assert_success();
+    for (number, (name, damage)) in damages.iter().enumerate() {
+        let entry = world.entry();
+        damage(&entry);
+        let staging = world.push(&format!("after-{number}"));
+        staging
+            .assert_success()
+            .assert_log_contains("**WARNING**\u{1b}[0m Discarding the cached environment:")
+            .assert_log_contains("Building it again from scratch");
+        if *name == "a future format" {
+            staging.assert_log_contains("cache format 7");
+        }
+        world.assert_app_works(&staging);
+    }
+}
+
+#[test]
+fn a_staging_killed_midway_leaves_a_cache_the_next_push_can_use() {
+    let world = World::new("numpy-web");
+    for (attempt, delay) in [150_u64, 400, 900, 1_600, 2_500].into_iter().enumerate() {
+        let killed = support::stage_killed_after(
+            &world.app,
+            &world.zip,
+            &world.options(),
+            &world.dir.path().join(format!("killed-{attempt}")),
+            Duration::from_millis(delay),
+        );
+        assert!(!killed.droplet().exists() || killed.code == 0);
+        let staging = world.push(&format!("after-kill-{attempt}"));
+        staging.assert_success();
+        world.assert_app_works(&staging);
+    }
+}

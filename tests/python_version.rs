@@ -1,0 +1,170 @@
+//! The Python major an app asks for is the one it gets, and the log says which and why: Python 2
+//! apps get miniconda2 and a Python 2 environment, conflicting files are a warning, impossible
+//! requests an error listing what the manifest offers, and BP_ settings choose the installer.
+
+mod support;
+
+use std::path::Path;
+
+use support::{
+    Packaging, Server, StageOptions, Staging, app, fixtures, launch, package, scratch, stage,
+    stdout,
+};
+
+struct Pushed {
+    staging: Staging,
+    _dir: tempfile::TempDir,
+    _server: Server,
+}
+
+fn push(fixture: &str, settings: &[(&str, &str)]) -> Pushed {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let zip = package(&server, dir.path(), &Packaging::default());
+    let app = app(fixture, dir.path());
+    let mut options = StageOptions::with_channels(&server);
+    for (name, value) in settings {
+        options = options.env(name, value);
+    }
+    let staging = stage(&app, &[&zip], &options, &dir.path().join("out"));
+    Pushed {
+        staging,
+        _dir: dir,
+        _server: server,
+    }
+}
+
+fn python_at_run_time(droplet: &Path) -> String {
+    let run = launch(droplet, "python --version 2>&1", &[]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    stdout(&run).trim().to_string()
+}
+
+#[test]
+fn python_2_from_runtime_txt_alone_gets_miniconda2_and_a_pinned_python_2() {
+    let pushed = push("python2-runtime-txt", &[]);
+    pushed
+        .staging
+        .assert_success()
+        .assert_clean_log()
+        .assert_log_contains(
+            "-----> Using Python 2 (from runtime.txt: python-2.7.18) with miniconda2 4.7.12.1",
+        )
+        .assert_log_contains("Miniconda2-4.7.12.1-Linux-x86_64.sh")
+        .assert_log_contains("with python==2.7.18 from runtime.txt")
+        .assert_log_contains(
+            "**WARNING**\u{1b}[0m miniconda2 4.7.x reached its end of life on 2020-01-01",
+        );
+    assert_eq!(
+        python_at_run_time(&pushed.staging.droplet()),
+        "Python 2.7.18"
+    );
+    let run = launch(&pushed.staging.droplet(), "python app.py", &[]);
+    assert!(
+        stdout(&run).contains("legacy app on numpy 1.16.6 six"),
+        "{}",
+        stdout(&run)
+    );
+}
+
+#[test]
+fn python_2_from_environment_yml_alone() {
+    let pushed = push("python2-environment", &[]);
+    pushed
+        .staging
+        .assert_success()
+        .assert_log_contains(
+            "-----> Using Python 2 (from environment.yml: python=2.7) with miniconda2 4.7.12.1",
+        )
+        .assert_log_lacks("from runtime.txt");
+    assert!(python_at_run_time(&pushed.staging.droplet()).starts_with("Python 2.7."));
+}
+
+#[test]
+fn python_3_from_environment_yml() {
+    let pushed = push("python3-environment", &[]);
+    pushed
+        .staging
+        .assert_success()
+        .assert_log_contains(
+            "-----> Using Python 3 (from environment.yml: python=3.9) with miniconda3-py39 25.7.0",
+        )
+        .assert_log_lacks("**WARNING**");
+    assert!(python_at_run_time(&pushed.staging.droplet()).starts_with("Python 3.9."));
+}
+
+#[test]
+fn no_version_anywhere_means_python_3_and_the_default_installer() {
+    let pushed = push("no-python-version", &[]);
+    pushed
+        .staging
+        .assert_success()
+        .assert_log_contains("-----> Using Python 3 (the default) with miniconda3-py39 25.7.0");
+    assert!(python_at_run_time(&pushed.staging.droplet()).starts_with("Python 3."));
+}
+
+#[test]
+fn conflicting_files_warn_naming_both_and_environment_yml_wins() {
+    let pushed = push("conflicting-versions", &[]);
+    pushed
+        .staging
+        .assert_success()
+        .assert_log_contains("runtime.txt asks for python-2.7.18 but environment.yml asks for `python=3.11`; using environment.yml")
+        .assert_log_contains("-----> Using Python 3 (from environment.yml: python=3.11) with miniconda3-py39 25.7.0");
+    assert_eq!(
+        python_at_run_time(&pushed.staging.droplet()),
+        "Python 3.11.9"
+    );
+}
+
+#[test]
+fn an_impossible_version_fails_listing_what_the_manifest_offers() {
+    let pushed = push("impossible-version", &[]);
+    assert_eq!(pushed.staging.code, 225, "{}", pushed.staging.log);
+    pushed
+        .staging
+        .assert_clean_log()
+        .assert_log_contains("**ERROR**\u{1b}[0m No conda installer for Python 4 (from runtime.txt: python-4.0.1) with miniconda")
+        .assert_log_contains("DEPENDENCY MISSING IN MANIFEST:")
+        .assert_log_contains("  - miniconda3-py39 25.7.0 (Python 3)")
+        .assert_log_contains("  - miniconda2 4.7.12.1 (Python 2)")
+        .assert_log_contains("  - miniforge3 24.7.1 (Python 3)");
+}
+
+#[test]
+fn miniforge_is_chosen_with_bp_conda_distribution() {
+    let pushed = push("miniforge", &[("BP_CONDA_DISTRIBUTION", "miniforge")]);
+    pushed
+        .staging
+        .assert_success()
+        .assert_log_contains(
+            "-----> Using Python 3 (from environment.yml: python=3.12) with miniforge3 24.7.1",
+        )
+        .assert_log_contains("Miniforge3-24.7.1-0-Linux-x86_64.sh");
+    assert_eq!(
+        python_at_run_time(&pushed.staging.droplet()),
+        "Python 3.12.5"
+    );
+}
+
+#[test]
+fn a_version_line_is_chosen_with_bp_conda_version() {
+    let pushed = push("version-line", &[("BP_CONDA_VERSION", "4.12.x")]);
+    pushed
+        .staging
+        .assert_success()
+        .assert_log_contains(
+            "-----> Using Python 3 (from environment.yml: python=3.9) with miniconda3-py39 4.12.0",
+        )
+        .assert_log_contains("Miniconda3-py39_4.12.0-Linux-x86_64.sh");
+    assert!(python_at_run_time(&pushed.staging.droplet()).starts_with("Python 3.9."));
+    let missing = push("version-line", &[("BP_CONDA_VERSION", "3.x")]);
+    assert_eq!(missing.staging.code, 225);
+    missing
+        .staging
+        .assert_log_contains("No conda installer for Python 3 (from environment.yml: python=3.9) with miniconda 3.x (BP_CONDA_VERSION)");
+}

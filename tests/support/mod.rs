@@ -1,0 +1,515 @@
+//! The test world: the offline conda fixtures (built once per run by
+//! `fixtures/conda/build.py`), a loopback HTTP server that serves them and counts requests
+//! (and misbehaves on request), the buildpack packaged through its own `package` command with
+//! a manifest pointing at that server, and `stage` / `launch` run as a user would.
+#![allow(dead_code)]
+
+pub(crate) mod server;
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+#[allow(unused_imports)]
+pub(crate) use server::{Fault, Server};
+
+pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_conda-buildpack");
+pub(crate) const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+pub(crate) fn repo() -> &'static Path {
+    Path::new(REPO)
+}
+
+/// The built fixtures: channels, installers and their summary.
+pub(crate) struct Fixtures {
+    pub(crate) dir: PathBuf,
+    pub(crate) info: Value,
+}
+
+impl Fixtures {
+    pub(crate) fn installer(&self, name: &str, version: &str) -> &Value {
+        self.info["installers"]
+            .as_array()
+            .and_then(|installers| {
+                installers
+                    .iter()
+                    .find(|i| i["name"] == name && i["version"] == version)
+            })
+            .unwrap_or_else(|| panic!("no fixture installer {name} {version}"))
+    }
+}
+
+/// Builds the fixtures once per test process; the build is cached across runs under
+/// `target/conda-fixtures`, keyed by a digest of `fixtures/conda`, and guarded by a file lock
+/// because test binaries may run in parallel.
+pub(crate) fn fixtures() -> &'static Fixtures {
+    static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
+    FIXTURES.get_or_init(|| {
+        let sources = repo().join("fixtures/conda");
+        let digest = digest_tree(&sources);
+        let root = repo().join("target/conda-fixtures");
+        fs::create_dir_all(&root).unwrap();
+        let _lock = FileLock::acquire(&root.join(".lock"));
+        let dir = root.join(&digest[..16]);
+        if !dir.join("fixtures.json").is_file() {
+            let status = Command::new("python3")
+                .arg(sources.join("build.py"))
+                .arg(&dir)
+                .status()
+                .expect("python3 runs the fixture builder");
+            assert!(status.success(), "fixtures/conda/build.py failed");
+            // Older builds are of no use to anyone.
+            for entry in fs::read_dir(&root).unwrap().flatten() {
+                let name = entry.file_name();
+                if entry.path() != dir && name != ".lock" {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let info = serde_json::from_slice(&fs::read(dir.join("fixtures.json")).unwrap()).unwrap();
+        Fixtures { dir, info }
+    })
+}
+
+fn digest_tree(root: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut files = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "__pycache__" || name == "out" || name.ends_with(".pyc") {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update(
+            file.strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        hasher.update(fs::read(&file).unwrap());
+    }
+    // The host interpreter is baked into the fixtures.
+    hasher.update(host_python().as_bytes());
+    format!("{:x}", hasher.finalize())
+}
+
+fn host_python() -> String {
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import os, sys; print(os.path.realpath(sys.executable))",
+        ])
+        .output()
+        .expect("python3 exists");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+struct FileLock(fs::File);
+
+impl FileLock {
+    fn acquire(path: &Path) -> Self {
+        use std::os::fd::AsRawFd;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .unwrap();
+        // SAFETY: a valid descriptor owned by `file`, which outlives the lock.
+        let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(result, 0, "flock");
+        Self(file)
+    }
+}
+
+/// A scratch directory for one test, kept when `KEEP_TEST_DIRS` is set.
+pub(crate) fn scratch() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("conda-bp-test-")
+        .tempdir()
+        .unwrap();
+    if std::env::var_os("KEEP_TEST_DIRS").is_some() {
+        eprintln!("scratch: {}", dir.path().display());
+    }
+    dir
+}
+
+/// Copies a fixture app (`fixtures/apps/<name>`) to a place the test may change.
+pub(crate) fn app(name: &str, into: &Path) -> PathBuf {
+    let source = repo().join("fixtures/apps").join(name);
+    assert!(source.is_dir(), "no fixture app {name}");
+    let target = into.join(name);
+    copy_dir(&source, &target);
+    target
+}
+
+/// Copies a sample app from `cf-apps/<name>`.
+pub(crate) fn sample_app(name: &str, into: &Path) -> PathBuf {
+    let source = repo().join("cf-apps").join(name);
+    let target = into.join(name);
+    copy_dir(&source, &target);
+    target
+}
+
+pub(crate) fn copy_dir(source: &Path, target: &Path) {
+    fs::create_dir_all(target).unwrap();
+    for entry in fs::read_dir(source).unwrap().flatten() {
+        let to = target.join(entry.file_name());
+        let file_type = entry.file_type().unwrap();
+        if file_type.is_dir() {
+            copy_dir(&entry.path(), &to);
+        } else if file_type.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), &to).unwrap();
+        } else {
+            fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+}
+
+/// The repository's manifest with every installer's URI and sha256 swapped for the fixture
+/// installer of the same name and version, served by `server`. Defaults, deprecation dates and
+/// the file list stay the real ones.
+pub(crate) fn fixture_manifest(server: &Server, into: &Path) -> PathBuf {
+    let fixtures = fixtures();
+    let text = fs::read_to_string(repo().join("manifest.yml")).unwrap();
+    let mut manifest: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    for dependency in manifest["dependencies"].as_sequence_mut().unwrap() {
+        let name = dependency["name"].as_str().unwrap().to_string();
+        let version = dependency["version"].as_str().unwrap().to_string();
+        let installer = fixtures.installer(&name, &version);
+        let file = installer["file"].as_str().unwrap();
+        dependency["uri"] = format!("{}/installers/{file}", server.url()).into();
+        dependency["sha256"] = installer["sha256"].as_str().unwrap().into();
+    }
+    let path = into.join("fixture-manifest.yml");
+    fs::write(&path, serde_yaml_ng::to_string(&manifest).unwrap()).unwrap();
+    path
+}
+
+/// How to package.
+#[derive(Default, Clone)]
+pub(crate) struct Packaging {
+    pub(crate) cached: bool,
+    pub(crate) stack: Option<String>,
+    pub(crate) version: Option<String>,
+    pub(crate) cache_dir: Option<PathBuf>,
+}
+
+/// Packages the buildpack with `conda-buildpack package` against `server`'s fixtures.
+pub(crate) fn package(server: &Server, into: &Path, options: &Packaging) -> PathBuf {
+    let manifest = fixture_manifest(server, into);
+    let output = into.join("zips");
+    let mut command = Command::new(BINARY);
+    command
+        .arg("package")
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--source")
+        .arg(repo())
+        .arg("--output")
+        .arg(&output);
+    if options.cached {
+        command.arg("--cached").arg("--cache-dir").arg(
+            options
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| into.join("download-cache")),
+        );
+    }
+    if let Some(stack) = &options.stack {
+        command.arg("--stack").arg(stack);
+    }
+    if let Some(version) = &options.version {
+        command.arg("--buildpack-version").arg(version);
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "package failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let path = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    PathBuf::from(path)
+}
+
+/// One `stage` run.
+pub(crate) struct Staging {
+    pub(crate) code: i32,
+    pub(crate) log: String,
+    pub(crate) output: PathBuf,
+}
+
+impl Staging {
+    pub(crate) fn droplet(&self) -> PathBuf {
+        self.output.join("droplet.tgz")
+    }
+
+    pub(crate) fn assert_success(&self) -> &Self {
+        assert_eq!(self.code, 0, "staging failed:\n{}", self.log);
+        self
+    }
+
+    pub(crate) fn assert_log_contains(&self, text: &str) -> &Self {
+        assert!(
+            self.log.contains(text),
+            "the log lacks {text:?}:\n{}",
+            self.log
+        );
+        self
+    }
+
+    pub(crate) fn assert_log_lacks(&self, text: &str) -> &Self {
+        assert!(
+            !self.log.contains(text),
+            "the log has {text:?}:\n{}",
+            self.log
+        );
+        self
+    }
+
+    /// The staging log has no carriage returns, backspaces or escape sequences beyond colour.
+    pub(crate) fn assert_clean_log(&self) -> &Self {
+        for (number, line) in self.log.lines().enumerate() {
+            assert!(
+                !line.contains('\r') && !line.contains('\u{8}'),
+                "line {} has progress residue: {line:?}",
+                number + 1
+            );
+            let mut rest = line;
+            while let Some(start) = rest.find('\u{1b}') {
+                let sequence = &rest[start..];
+                let is_colour = sequence.starts_with("\u{1b}[31;1m")
+                    || sequence.starts_with("\u{1b}[34;1m")
+                    || sequence.starts_with("\u{1b}[0m");
+                assert!(
+                    is_colour,
+                    "line {} has a non-colour escape: {line:?}",
+                    number + 1
+                );
+                rest = &sequence[1..];
+            }
+        }
+        self
+    }
+}
+
+/// How to stage.
+#[derive(Clone)]
+pub(crate) struct StageOptions {
+    pub(crate) cache: Option<PathBuf>,
+    pub(crate) stack: Option<String>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) detect: bool,
+    pub(crate) no_network: bool,
+    pub(crate) memory: Option<String>,
+}
+
+impl StageOptions {
+    /// Staging against `server`'s channels, as an operator pointing conda at a mirror would.
+    pub(crate) fn with_channels(server: &Server) -> Self {
+        Self {
+            cache: None,
+            stack: None,
+            env: vec![
+                ("CONDA_CHANNEL_ALIAS".into(), server.url()),
+                (
+                    "CONDA_DEFAULT_CHANNELS".into(),
+                    format!("{}/main", server.url()),
+                ),
+            ],
+            detect: false,
+            no_network: false,
+            memory: None,
+        }
+    }
+
+    pub(crate) fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    pub(crate) fn cache(mut self, dir: &Path) -> Self {
+        self.cache = Some(dir.to_path_buf());
+        self
+    }
+}
+
+pub(crate) fn stage(
+    app: &Path,
+    buildpacks: &[&Path],
+    options: &StageOptions,
+    output: &Path,
+) -> Staging {
+    let mut command = Command::new(BINARY);
+    command.arg("stage").arg(app);
+    for buildpack in buildpacks {
+        command.arg("--buildpack").arg(buildpack);
+    }
+    command.arg("--output").arg(output);
+    if let Some(cache) = &options.cache {
+        command.arg("--cache").arg(cache);
+    }
+    if let Some(stack) = &options.stack {
+        command.arg("--stack").arg(stack);
+    }
+    if let Some(memory) = &options.memory {
+        command.arg("--memory").arg(memory);
+    }
+    if options.detect {
+        command.arg("--detect");
+    }
+    if options.no_network {
+        command.arg("--no-network");
+    }
+    for (name, value) in &options.env {
+        command.arg("--env").arg(format!("{name}={value}"));
+    }
+    let result = command.stdin(Stdio::null()).output().unwrap();
+    let mut log = String::from_utf8_lossy(&result.stdout).into_owned();
+    log.push_str(&String::from_utf8_lossy(&result.stderr));
+    Staging {
+        code: result.status.code().unwrap_or(-1),
+        log,
+        output: output.to_path_buf(),
+    }
+}
+
+/// Starts a staging and kills it, with everything it started, after `delay`: a staging
+/// container that dies midway (an evacuated cell, an operator's stop).
+pub(crate) fn stage_killed_after(
+    app: &Path,
+    buildpack: &Path,
+    options: &StageOptions,
+    output: &Path,
+    delay: std::time::Duration,
+) -> Staging {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(BINARY);
+    command
+        .arg("stage")
+        .arg(app)
+        .arg("--buildpack")
+        .arg(buildpack)
+        .arg("--output")
+        .arg(output);
+    if let Some(cache) = &options.cache {
+        command.arg("--cache").arg(cache);
+    }
+    for (name, value) in &options.env {
+        command.arg("--env").arg(format!("{name}={value}"));
+    }
+    // SAFETY: setsid is async-signal-safe; the child gets its own process group to kill.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: signalling our own child's process group.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+    let status = child.wait().unwrap();
+    Staging {
+        code: status.code().unwrap_or(-1),
+        log: String::new(),
+        output: output.to_path_buf(),
+    }
+}
+
+/// Starts a droplet at /home/vcap as CF's launcher does, running `command` (or the droplet's
+/// start command when empty).
+pub(crate) fn launch(droplet: &Path, command: &str, env: &[(&str, &str)]) -> Output {
+    let mut launch = Command::new(BINARY);
+    launch.arg("launch").arg(droplet);
+    for (name, value) in env {
+        launch.arg("--env").arg(format!("{name}={value}"));
+    }
+    if !command.is_empty() {
+        launch.arg("--").arg(command);
+    }
+    launch.stdin(Stdio::null()).output().unwrap()
+}
+
+pub(crate) fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Writes an executable script.
+pub(crate) fn write_script(path: &Path, text: &str) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).unwrap();
+    }
+    let mut file = fs::File::create(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Lists a droplet's entries.
+pub(crate) fn droplet_entries(droplet: &Path) -> Vec<String> {
+    let file = fs::File::open(droplet).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            entry
+                .unwrap()
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string()
+        })
+        .collect()
+}
+
+/// Reads one file from a droplet.
+pub(crate) fn droplet_file(droplet: &Path, wanted: &str) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let file = fs::File::open(droplet).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        if path == wanted {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            return Some(bytes);
+        }
+    }
+    None
+}
