@@ -122,6 +122,13 @@ fn launch_in_namespace(args: &LaunchArgs) -> Result<ExitCode, LifecycleError> {
 /// Inside the namespace: unpack, then become the app. Returns only on failure.
 fn start_app(args: &LaunchArgs) -> Result<ExitCode, LifecycleError> {
     let home = Path::new(HOME_VCAP);
+    // Never unpack onto the host: `--inside-namespace` run by hand, or a namespace that did
+    // not come about, must not fill the real /home/vcap.
+    if !namespace::home_vcap_is_private_tmpfs() {
+        return Err(LifecycleError::MountIsolation {
+            source: std::io::Error::other("/home/vcap is not a private tmpfs in this process"),
+        });
+    }
     droplet::unpack(&args.droplet, home).map_err(|source| LifecycleError::DropletUnpack {
         path: args.droplet.clone(),
         source,

@@ -108,3 +108,30 @@ fn enter_private_home_vcap() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Whether `/home/vcap` is, for this process, a tmpfs mounted in a namespace of its own:
+/// the topmost (last listed) mount on that path in `/proc/self/mountinfo` is a tmpfs, and the mount
+/// namespace differs from the one of PID 1 (the host's, or the container's).
+pub(crate) fn home_vcap_is_private_tmpfs() -> bool {
+    let own = std::fs::read_link("/proc/self/ns/mnt");
+    let init = std::fs::read_link("/proc/1/ns/mnt");
+    if let (Ok(own), Ok(init)) = (&own, &init) {
+        if own == init {
+            return false;
+        }
+    }
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    mountinfo
+        .lines()
+        .rev()
+        .find_map(|line| {
+            // "ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER"
+            let (before, after) = line.split_once(" - ")?;
+            let mount_point = before.split(' ').nth(4)?;
+            let fs_type = after.split(' ').next()?;
+            (mount_point == HOME_VCAP).then_some(fs_type == "tmpfs")
+        })
+        .unwrap_or(false)
+}
