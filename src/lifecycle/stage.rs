@@ -169,7 +169,11 @@ struct StagingRoot {
 
 impl StagingRoot {
     fn create() -> Result<Self, LifecycleError> {
-        let parent = std::env::temp_dir();
+        // Canonical, so that scripts get absolute paths even from a relative TMPDIR.
+        let parent = fs::canonicalize(std::env::temp_dir()).map_err(local_io(
+            "find the temporary directory",
+            &std::env::temp_dir(),
+        ))?;
         let root = files::create_unique_dir(&parent, "conda-buildpack-staging-")
             .map_err(local_io("create the staging root in", &parent))?;
         let contents = files::create_unique_dir(&root, "contents")
@@ -217,12 +221,17 @@ fn stage(args: &StageArgs) -> Result<PathBuf, LifecycleError> {
 
 fn stage_in(staging: &Staging, root: &StagingRoot) -> Result<PathBuf, LifecycleError> {
     prepare_output(&staging.output)?;
-    // The app as Cloud Foundry receives it, minus our own output and cache when the user
-    // keeps them inside the app directory.
-    let skip = [Some(staging.output.clone()), staging.cache_root.clone()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>();
+    // The app as Cloud Foundry receives it, minus our own output, cache and staging root
+    // when they live inside the app directory (the default output is ./staging-output).
+    let skip = [
+        Some(&staging.output),
+        staging.cache_root.as_ref(),
+        Some(&root.root),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|path| fs::canonicalize(path).ok())
+    .collect::<Vec<_>>();
     files::copy_tree(&staging.app_dir, &root.app, &skip)
         .map_err(local_io("copy the app into", &root.app))?;
 
