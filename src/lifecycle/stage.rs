@@ -120,7 +120,8 @@ impl Staging {
                     zip: zip.clone(),
                     source,
                 })?;
-            let key = absolute
+            // The name as given, not the symlink target's: `latest.zip` stays `latest.zip`.
+            let key = zip
                 .file_name()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
             if zips.iter().any(|(existing, _)| *existing == key) {
