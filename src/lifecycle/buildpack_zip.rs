@@ -1,0 +1,226 @@
+//! Buildpack zips, unpacked as Cloud Foundry unpacks admin buildpacks: the stored Unix modes
+//! are applied (a zip made without them leaves `bin/*` non-executable, as on CF), symlinks
+//! are kept, and `bin/` may sit at the root or under one top folder. Entries that would land
+//! outside the buildpack's directory are refused instead of written.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::errors::LifecycleError;
+use super::files::local_io;
+
+const S_IFMT: u32 = 0o170_000;
+const S_IFLNK: u32 = 0o120_000;
+const S_IFDIR: u32 = 0o040_000;
+/// The staging container's umask: a zip storing 0777 yields 0755, as on CF.
+const UMASK: u32 = 0o022;
+
+/// One buildpack of a staging, unpacked.
+#[derive(Debug)]
+pub(crate) struct Buildpack {
+    /// The name CF's builder knows the buildpack by: here the zip's file name.
+    pub(crate) key: String,
+    /// Where the zip was unpacked: `<root>/buildpacks/<md5 of key>`.
+    pub(crate) dir: PathBuf,
+}
+
+impl Buildpack {
+    /// The directory holding `bin/`: the unpacked directory itself or, for a zip of a folder,
+    /// its single entry. `None` is CF's "malformed buildpack does not contain a /bin dir".
+    pub(crate) fn root(&self) -> Option<PathBuf> {
+        if self.dir.join("bin").exists() {
+            return Some(self.dir.clone());
+        }
+        let mut entries = fs::read_dir(&self.dir).ok()?;
+        let only = entries.next()?.ok()?.path();
+        if entries.next().is_some() {
+            return None;
+        }
+        only.join("bin").exists().then_some(only)
+    }
+}
+
+/// Unpacks `zip` into the empty directory `target`.
+pub(crate) fn unpack(zip: &Path, target: &Path) -> Result<(), LifecycleError> {
+    let file = File::open(zip).map_err(|source| LifecycleError::BuildpackZipUnreadable {
+        zip: zip.to_path_buf(),
+        source,
+    })?;
+    let corrupt = |source| LifecycleError::BuildpackZipCorrupt {
+        zip: zip.to_path_buf(),
+        source,
+    };
+    let mut archive = zip::ZipArchive::new(file).map_err(corrupt)?;
+    // Directory modes are applied last: a read-only directory stored early must not stop
+    // the files below it from being written.
+    let mut directory_modes = Vec::new();
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).map_err(corrupt)?;
+        let name = entry.name().to_owned();
+        let relative =
+            safe_relative_path(&name).ok_or_else(|| LifecycleError::ZipEntryOutsideTarget {
+                zip: zip.to_path_buf(),
+                entry: name.clone(),
+            })?;
+        if relative.as_os_str().is_empty() {
+            continue;
+        }
+        let destination = target.join(&relative);
+        prepare_parents(target, &relative).map_err(|error| match error {
+            ParentError::Symlink => LifecycleError::ZipEntryThroughSymlink {
+                zip: zip.to_path_buf(),
+                entry: name.clone(),
+            },
+            ParentError::Io(source) => LifecycleError::LocalIo {
+                what: "create the directory for",
+                path: destination.clone(),
+                source,
+            },
+        })?;
+        let stored_mode = entry.unix_mode().filter(|mode| *mode != 0);
+        let file_type = stored_mode.map_or(0, |mode| mode & S_IFMT);
+        let write_error = local_io("unpack the buildpack file", &destination);
+        if file_type == S_IFLNK {
+            let mut link_target = String::new();
+            io::Read::read_to_string(&mut entry, &mut link_target).map_err(|source| {
+                LifecycleError::BuildpackZipCorrupt {
+                    zip: zip.to_path_buf(),
+                    source: source.into(),
+                }
+            })?;
+            remove_existing_non_directory(&destination).map_err(write_error)?;
+            std::os::unix::fs::symlink(&link_target, &destination)
+                .map_err(local_io("create the symlink", &destination))?;
+        } else if entry.is_dir() || file_type == S_IFDIR {
+            if !destination.is_dir() {
+                fs::create_dir(&destination).map_err(write_error)?;
+            }
+            let mode = stored_mode.map_or(0o755, |mode| mode & 0o777 & !UMASK);
+            directory_modes.push((destination, mode));
+        } else {
+            remove_existing_non_directory(&destination).map_err(write_error)?;
+            // Without stored modes Go's zip reader reports 0666, which the umask makes 0644:
+            // scripts are then not executable, exactly the failure CF shows.
+            let mode = stored_mode.map_or(0o644, |mode| mode & 0o777 & !UMASK);
+            write_file(&mut entry, &destination, mode).map_err(|source| {
+                // A read error here means a damaged member; anything else is local.
+                if source.kind() == io::ErrorKind::InvalidData {
+                    LifecycleError::BuildpackZipCorrupt {
+                        zip: zip.to_path_buf(),
+                        source: source.into(),
+                    }
+                } else {
+                    LifecycleError::LocalIo {
+                        what: "unpack the buildpack file",
+                        path: destination.clone(),
+                        source,
+                    }
+                }
+            })?;
+        }
+    }
+    for (directory, mode) in directory_modes.into_iter().rev() {
+        fs::set_permissions(&directory, fs::Permissions::from_mode(mode))
+            .map_err(local_io("set the mode of", &directory))?;
+    }
+    Ok(())
+}
+
+/// The entry's path below the target, or `None` when it would escape (absolute or `..`).
+/// An empty path means the entry names the target itself (`./`).
+pub(crate) fn safe_relative_path(name: &str) -> Option<PathBuf> {
+    if name.starts_with('/') || name.contains('\0') {
+        return None;
+    }
+    let mut path = PathBuf::new();
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            normal => path.push(normal),
+        }
+    }
+    Some(path)
+}
+
+enum ParentError {
+    Symlink,
+    Io(io::Error),
+}
+
+/// Creates the missing parents of `relative` below `target`, refusing to go through a
+/// symlink an earlier entry created (a zip could otherwise write anywhere through one).
+fn prepare_parents(target: &Path, relative: &Path) -> Result<(), ParentError> {
+    let mut current = target.to_path_buf();
+    let Some(parent) = relative.parent() else {
+        return Ok(());
+    };
+    for component in parent.components() {
+        current.push(component);
+        match fs::symlink_metadata(&current) {
+            Ok(metadata) if metadata.file_type().is_symlink() => return Err(ParentError::Symlink),
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => {
+                return Err(ParentError::Io(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "a file of the zip has the name of a directory of the zip",
+                )));
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir(&current).map_err(ParentError::Io)?;
+            }
+            Err(error) => return Err(ParentError::Io(error)),
+        }
+    }
+    Ok(())
+}
+
+/// A later entry with the same name replaces the earlier one, never writes through it.
+fn remove_existing_non_directory(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(metadata) if !metadata.is_dir() => fs::remove_file(path),
+        _ => Ok(()),
+    }
+}
+
+fn write_file(reader: &mut impl io::Read, destination: &Path, mode: u32) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(mode)
+        .open(destination)?;
+    io::copy(reader, &mut file)?;
+    // `mode()` on open is filtered by the process umask, which may be stricter than CF's.
+    file.set_permissions(fs::Permissions::from_mode(mode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_below_the_target_are_accepted() {
+        assert_eq!(
+            safe_relative_path("bin/supply"),
+            Some(PathBuf::from("bin/supply"))
+        );
+        assert_eq!(safe_relative_path("./bin/"), Some(PathBuf::from("bin")));
+        assert_eq!(
+            safe_relative_path("top/./bin//x"),
+            Some(PathBuf::from("top/bin/x"))
+        );
+        assert_eq!(safe_relative_path("./"), Some(PathBuf::new()));
+        // A backslash is an ordinary character on Linux, as for CF's extractor.
+        assert_eq!(safe_relative_path("..\\x"), Some(PathBuf::from("..\\x")));
+    }
+
+    #[test]
+    fn entries_escaping_the_target_are_refused() {
+        assert_eq!(safe_relative_path("../evil"), None);
+        assert_eq!(safe_relative_path("bin/../../evil"), None);
+        assert_eq!(safe_relative_path("/etc/passwd"), None);
+    }
+}
