@@ -264,6 +264,7 @@ pub(crate) fn build(
         },
         Echo {
             keep: conda_line_matters,
+            live_stderr: false,
         },
     )
     .map_err(|source| EnvironmentError::Io {
@@ -285,7 +286,7 @@ pub(crate) fn build(
             classify(&output)
         },
         command: described,
-        status: finished.status.to_string(),
+        status: process::describe_status(finished.status),
         output,
         memory_limit_mib,
     })

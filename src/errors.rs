@@ -283,7 +283,7 @@ fn installer_message(error: &InstallerError) -> Message {
             status,
             output,
         } => {
-            let mut body = vec![format!("The installer exited with {status}. Its output:")];
+            let mut body = vec![format!("The installer failed ({status}). Its output:")];
             body.extend(
                 output
                     .iter()
@@ -378,7 +378,7 @@ fn environment_message(error: &EnvironmentError) -> Message {
             output,
             memory_limit_mib,
         } => {
-            let mut body = vec![format!("`{command}` exited with {status}.")];
+            let mut body = vec![format!("`{command}` failed ({status}).")];
             if !output.is_empty() {
                 body.push("conda said:".into());
                 body.extend(output.iter().map(|line| format!("  {line}")));

@@ -253,13 +253,14 @@ pub(crate) fn install(
         &format!("installing {dependency}"),
         Echo {
             keep: installer_line_matters,
+            live_stderr: false,
         },
     )
     .map_err(io_error(installer))?;
     if !finished.status.success() {
         return Err(InstallerError::Failed {
             dependency: dependency.to_string(),
-            status: finished.status.to_string(),
+            status: process::describe_status(finished.status),
             output: finished.stderr.into_iter().chain(finished.stdout).collect(),
         });
     }

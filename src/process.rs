@@ -39,6 +39,9 @@ impl Finished {
 pub(crate) struct Echo {
     /// Lines for which this returns false are not echoed (they are still kept).
     pub(crate) keep: fn(&str) -> bool,
+    /// Whether stderr is echoed as it comes. conda and the installer write their errors
+    /// there; kept back, they appear once, in the error message that explains them.
+    pub(crate) live_stderr: bool,
 }
 
 /// Runs `command` to completion. With `BP_DEBUG` the command line and every cleaned line are
@@ -52,8 +55,10 @@ pub(crate) fn run(command: &mut Command, activity: &str, echo: Echo) -> io::Resu
         .stderr(Stdio::piped())
         .spawn()?;
     let heartbeat = Heartbeat::start(activity);
-    let stdout = child.stdout.take().map(|pipe| relay(pipe, echo));
-    let stderr = child.stderr.take().map(|pipe| relay(pipe, echo));
+    let stdout = child.stdout.take().map(|pipe| relay(pipe, echo.keep));
+    let quiet = |_: &str| false;
+    let stderr_keep = if echo.live_stderr { echo.keep } else { quiet };
+    let stderr = child.stderr.take().map(|pipe| relay(pipe, stderr_keep));
     let (status, peak_memory_kib) = wait_measuring(&mut child)?;
     drop(heartbeat);
     let collect = |reader: Option<thread::JoinHandle<Vec<String>>>| {
@@ -68,6 +73,16 @@ pub(crate) fn run(command: &mut Command, activity: &str, echo: Echo) -> io::Resu
         peak_memory_kib,
         duration: started.elapsed(),
     })
+}
+
+/// `exit code 1`, `signal 9 (SIGKILL)`: how a process ended, in words.
+pub(crate) fn describe_status(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(libc::SIGKILL)) => "signal 9 (SIGKILL)".to_string(),
+        (None, Some(signal)) => format!("signal {signal}"),
+        (None, None) => status.to_string(),
+    }
 }
 
 /// A command as a person would type it, for debug lines and error messages.
@@ -86,7 +101,10 @@ pub(crate) fn describe(command: &Command) -> String {
         .join(" ")
 }
 
-fn relay(mut pipe: impl Read + Send + 'static, echo: Echo) -> thread::JoinHandle<Vec<String>> {
+fn relay(
+    mut pipe: impl Read + Send + 'static,
+    keep: fn(&str) -> bool,
+) -> thread::JoinHandle<Vec<String>> {
     thread::spawn(move || {
         let kept = Arc::new(Mutex::new(VecDeque::<String>::new()));
         let mut terminal = TerminalLines::new();
@@ -98,7 +116,7 @@ fn relay(mut pipe: impl Read + Send + 'static, echo: Echo) -> thread::JoinHandle
                 if !line.trim().is_empty() {
                     log::detail(&line);
                 }
-            } else if !noise && (echo.keep)(&line) {
+            } else if !noise && keep(&line) {
                 log::detail(line.trim_end());
             }
             if !noise {
@@ -170,7 +188,10 @@ pub(crate) fn own_peak_memory_kib() -> Option<u64> {
 mod tests {
     use super::*;
 
-    const EVERYTHING: Echo = Echo { keep: |_| true };
+    const EVERYTHING: Echo = Echo {
+        keep: |_| true,
+        live_stderr: true,
+    };
 
     #[test]
     fn output_is_cleaned_and_the_status_and_memory_come_back() {

@@ -152,7 +152,7 @@ fn an_app_without_an_environment_file_is_not_detected() {
         staging_info["detected_buildpack"]
             .as_str()
             .unwrap_or("")
-            .starts_with("conda "),
+            .starts_with("conda"),
         "{staging_info}"
     );
 }
@@ -163,6 +163,7 @@ fn an_unsolvable_environment_fails_supply_with_condas_own_words() {
     let server = Server::start(&fixtures().dir);
     let zip = package(&server, dir.path(), &Packaging::default());
     let app = app("unsolvable", dir.path());
+    // conda 25 (libmamba) reports a version no channel has as PackagesNotFoundError.
     let staging = stage(
         &app,
         &[&zip],
@@ -172,14 +173,28 @@ fn an_unsolvable_environment_fails_supply_with_condas_own_words() {
     assert_eq!(staging.code, 225, "{}", staging.log);
     staging
         .assert_clean_log()
-        .assert_log_contains("**ERROR**")
-        .assert_log_contains("conda cannot satisfy the app's package versions")
-        .assert_log_contains("ResolvePackageNotFound")
-        .assert_log_contains("numpy=99");
+        .assert_log_contains("**ERROR**\u{1b}[0m conda cannot find some of the app's packages")
+        .assert_log_contains("PackagesNotFoundError: The following packages are not available from current channels:")
+        .assert_log_contains("  - numpy=99")
+        .assert_log_contains("Check the package names and the channels in environment.yml");
+    assert_eq!(
+        staging.log.matches("PackagesNotFoundError").count(),
+        1,
+        "conda's error appears once:\n{}",
+        staging.log
+    );
     assert!(
         !staging.droplet().exists(),
         "a failed staging leaves no droplet"
     );
+    // conda 4.12's classic solver says ResolvePackageNotFound for the same request.
+    let options = StageOptions::with_channels(&server).env("BP_CONDA_VERSION", "4.12.x");
+    let classic = stage(&app, &[&zip], &options, &dir.path().join("out-classic"));
+    assert_eq!(classic.code, 225, "{}", classic.log);
+    classic
+        .assert_log_contains("conda cannot satisfy the app's package versions")
+        .assert_log_contains("ResolvePackageNotFound")
+        .assert_log_contains("numpy=99");
 }
 
 #[test]

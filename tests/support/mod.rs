@@ -459,8 +459,18 @@ pub(crate) fn launch(droplet: &Path, command: &str, env: &[(&str, &str)]) -> Out
     launch.stdin(Stdio::null()).output().unwrap()
 }
 
+/// What the app printed: the launcher's own `Invoking ...` lines left out.
 pub(crate) fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| {
+            !matches!(
+                *line,
+                "Invoking pre-start scripts." | "Invoking start command."
+            )
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 /// Writes an executable script.
