@@ -93,7 +93,7 @@ fn python_3_from_environment_yml() {
         .assert_log_contains(
             "-----> Using Python 3 (from environment.yml: python=3.9) with miniconda3-py39 25.7.0",
         )
-        .assert_log_lacks("**WARNING**");
+        .assert_log_lacks("runtime.txt");
     assert!(python_at_run_time(&pushed.staging.droplet()).starts_with("Python 3.9."));
 }
 

@@ -198,6 +198,7 @@ pub(crate) fn fixture_manifest(server: &Server, into: &Path) -> PathBuf {
         dependency["uri"] = format!("{}/installers/{file}", server.url()).into();
         dependency["sha256"] = installer["sha256"].as_str().unwrap().into();
     }
+    fs::create_dir_all(into).unwrap();
     let path = into.join("fixture-manifest.yml");
     fs::write(&path, serde_yaml_ng::to_string(&manifest).unwrap()).unwrap();
     path
