@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::errors::{self, Error};
 use crate::stager::Stager;
-use crate::{detect, finalize, lifecycle, packager, supply};
+use crate::{detect, finalize, lifecycle, packager, supply, vendor};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +52,9 @@ enum Command {
     Stage(lifecycle::stage::StageArgs),
     /// Start a droplet as Cloud Foundry's launcher does, at /home/vcap.
     Launch(lifecycle::launch::LaunchArgs),
+    /// Fill an app's vendor/ with every conda package its environment needs, for staging
+    /// with no network.
+    Vendor(vendor::VendorArgs),
 }
 
 pub(crate) fn run() -> ExitCode {
@@ -98,6 +101,7 @@ pub(crate) fn run() -> ExitCode {
         Command::Package(args) => packager::run(&args),
         Command::Stage(args) => lifecycle::stage::run(&args),
         Command::Launch(args) => lifecycle::launch::run(&args),
+        Command::Vendor(args) => vendor::run(&args),
     }
 }
 

@@ -21,9 +21,12 @@ const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DownloadError {
-    #[error("dependency sha256 mismatch: expected sha256 {expected}, actual sha256 {actual}")]
+    #[error(
+        "dependency {algorithm} mismatch: expected {algorithm} {expected}, actual {algorithm} {actual}"
+    )]
     ChecksumMismatch {
         url: String,
+        algorithm: &'static str,
         expected: String,
         actual: String,
     },
@@ -72,11 +75,29 @@ fn stall_timeout() -> Duration {
         .map_or(DEFAULT_STALL_TIMEOUT, Duration::from_secs)
 }
 
+/// The checksum a download must have: the manifest pins sha256; an `@EXPLICIT` spec line may
+/// carry only an md5.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Checksum<'a> {
+    Sha256(&'a str),
+    Md5(&'a str),
+}
+
 /// Downloads `url` to `target`, verifying `sha256`. The file appears at `target` only once
 /// verified; a partial or mismatched download is removed.
 pub(crate) fn fetch_verified(
     url: &str,
     sha256: &str,
+    target: &Path,
+    progress: Progress,
+) -> Result<Downloaded, DownloadError> {
+    fetch_checked(url, Checksum::Sha256(sha256), target, progress)
+}
+
+/// [`fetch_verified`] for any [`Checksum`].
+pub(crate) fn fetch_checked(
+    url: &str,
+    checksum: Checksum<'_>,
     target: &Path,
     progress: Progress,
 ) -> Result<Downloaded, DownloadError> {
@@ -92,7 +113,7 @@ pub(crate) fn fetch_verified(
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1;
     loop {
-        match fetch_once(&client, url, sha256, target, progress) {
+        match fetch_once(&client, url, checksum, target, progress) {
             Ok(downloaded) => return Ok(downloaded),
             Err(error) if error.is_transient() && attempt < ATTEMPTS => {
                 log::detail(&format!(
@@ -112,7 +133,7 @@ pub(crate) fn fetch_verified(
 fn fetch_once(
     client: &reqwest::blocking::Client,
     url: &str,
-    sha256: &str,
+    checksum: Checksum<'_>,
     target: &Path,
     progress: Progress,
 ) -> Result<Downloaded, DownloadError> {
@@ -140,7 +161,7 @@ fn fetch_once(
     }
     let result = (|| {
         let mut file = fs::File::create(&partial).map_err(write_error)?;
-        let mut hasher = Sha256::new();
+        let mut hasher = Hasher::new(checksum);
         let mut buffer = vec![0_u8; 256 * 1024];
         let mut received: u64 = 0;
         let mut meter = Meter::new(progress, &shown, expected_length);
@@ -170,14 +191,7 @@ fn fetch_once(
                 });
             }
         }
-        let actual = hex(&hasher.finalize());
-        if !actual.eq_ignore_ascii_case(sha256) {
-            return Err(DownloadError::ChecksumMismatch {
-                url: shown.clone(),
-                expected: sha256.to_ascii_lowercase(),
-                actual,
-            });
-        }
+        hasher.verify(&shown)?;
         file.sync_all().map_err(write_error)?;
         fs::rename(&partial, target).map_err(|source| DownloadError::Write {
             path: target.to_path_buf(),
@@ -248,6 +262,45 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
             let _ = write!(text, "{byte:02x}");
             text
         })
+}
+
+/// Computes the one digest a download is checked against, as the bytes stream past.
+enum Hasher<'a> {
+    Sha256(Sha256, &'a str),
+    Md5(md5::Md5, &'a str),
+}
+
+impl<'a> Hasher<'a> {
+    fn new(checksum: Checksum<'a>) -> Self {
+        match checksum {
+            Checksum::Sha256(expected) => Self::Sha256(Sha256::new(), expected),
+            Checksum::Md5(expected) => Self::Md5(md5::Md5::new(), expected),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Sha256(hasher, _) => hasher.update(bytes),
+            Self::Md5(hasher, _) => hasher.update(bytes),
+        }
+    }
+
+    fn verify(self, url: &str) -> Result<(), DownloadError> {
+        let (algorithm, actual, expected) = match self {
+            Self::Sha256(hasher, expected) => ("sha256", hex(&hasher.finalize()), expected),
+            Self::Md5(hasher, expected) => ("md5", hex(&hasher.finalize()), expected),
+        };
+        if actual.eq_ignore_ascii_case(expected) {
+            Ok(())
+        } else {
+            Err(DownloadError::ChecksumMismatch {
+                url: url.to_string(),
+                algorithm,
+                expected: expected.to_ascii_lowercase(),
+                actual,
+            })
+        }
+    }
 }
 
 /// The sha256 of a file, streamed.
@@ -336,6 +389,7 @@ mod tests {
         assert!(!status(407).is_transient());
         let mismatch = DownloadError::ChecksumMismatch {
             url: String::new(),
+            algorithm: "sha256",
             expected: String::new(),
             actual: String::new(),
         };

@@ -40,7 +40,11 @@ pub(crate) enum EnvironmentError {
         /// conda's error text, cleaned of progress output.
         output: Vec<String>,
         memory_limit_mib: Option<u64>,
+        /// Installing offline from vendor/: a missing package means a missing archive.
+        vendored: bool,
     },
+    #[error("{spec_file} names {package}, which is not in vendor/")]
+    NotVendored { spec_file: String, package: String },
     #[error("cannot write {path}: {source}")]
     Io {
         path: PathBuf,
@@ -68,8 +72,6 @@ pub(crate) struct Plan {
 #[derive(Debug, Clone)]
 pub(crate) struct LocalChannel {
     pub(crate) url: String,
-    /// Every archive's path, size and sha256, digested: part of the cache fingerprint.
-    pub(crate) digest: String,
     /// Package file name to its `file://` URL, for rewriting an explicit spec.
     pub(crate) files: std::collections::BTreeMap<String, String>,
 }
@@ -86,26 +88,32 @@ pub(crate) fn plan(
 ) -> Result<Plan, EnvironmentError> {
     if let Some(explicit) = &app.explicit_spec {
         let count = explicit.urls.len();
-        let file = match local_channel {
-            None => build_dir.join(&explicit.file_name),
-            Some(channel) => {
-                let mut text = String::from("@EXPLICIT\n");
-                for url in &explicit.urls {
-                    let (location, fragment) = url
-                        .split_once('#')
-                        .map_or((url.as_str(), None), |(l, f)| (l, Some(f)));
-                    let name = location.rsplit('/').next().unwrap_or(location);
-                    let local = channel.files.get(name).map_or(location, String::as_str);
-                    text.push_str(local);
-                    if let Some(fragment) = fragment {
-                        text.push('#');
-                        text.push_str(fragment);
+        let file =
+            match local_channel {
+                None => build_dir.join(&explicit.file_name),
+                Some(channel) => {
+                    let mut text = String::from("@EXPLICIT\n");
+                    for url in &explicit.urls {
+                        let (location, fragment) = url
+                            .split_once('#')
+                            .map_or((url.as_str(), None), |(l, f)| (l, Some(f)));
+                        let name = location.rsplit('/').next().unwrap_or(location);
+                        let local = channel.files.get(name).ok_or_else(|| {
+                            EnvironmentError::NotVendored {
+                                spec_file: explicit.file_name.clone(),
+                                package: name.to_string(),
+                            }
+                        })?;
+                        text.push_str(local);
+                        if let Some(fragment) = fragment {
+                            text.push('#');
+                            text.push_str(fragment);
+                        }
+                        text.push('\n');
                     }
-                    text.push('\n');
+                    write_scratch(scratch, "spec-file.txt", &text)?
                 }
-                write_scratch(scratch, "spec-file.txt", &text)?
-            }
-        };
+            };
         return Ok(Plan {
             recipe: Recipe::Explicit { file },
             summary: format!("{count} packages from {} (no solve)", explicit.file_name),
@@ -289,6 +297,7 @@ pub(crate) fn build(
         status: process::describe_status(finished.status),
         output,
         memory_limit_mib,
+        vendored: conda.offline,
     })
 }
 

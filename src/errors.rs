@@ -318,13 +318,14 @@ fn download_message(error: &DownloadError) -> Message {
     match error {
         DownloadError::ChecksumMismatch {
             url,
+            algorithm,
             expected,
             actual,
         } => Message::new(
             "A download does not match its pinned checksum",
             vec![
                 format!(
-                    "dependency sha256 mismatch: expected sha256 {expected}, actual sha256 {actual}"
+                    "dependency {algorithm} mismatch: expected {algorithm} {expected}, actual {algorithm} {actual}"
                 ),
                 format!("The file from {url} was deleted and nothing was installed from it."),
             ],
@@ -366,6 +367,13 @@ fn download_message(error: &DownloadError) -> Message {
 
 fn environment_message(error: &EnvironmentError) -> Message {
     match error {
+        EnvironmentError::NotVendored { spec_file, package } => Message::new(
+            format!("{package} is not in vendor/"),
+            vec![format!(
+                "{spec_file} names {package}, and the app installs offline from vendor/, which does not have it."
+            )],
+            "Run `conda-buildpack vendor APP_DIR` on your machine to download every package of the spec into vendor/, and push again.",
+        ),
         EnvironmentError::Io { path, source } => Message::new(
             "The conda environment could not be prepared",
             vec![format!("{}: {source}", path.display())],
@@ -377,13 +385,23 @@ fn environment_message(error: &EnvironmentError) -> Message {
             status,
             output,
             memory_limit_mib,
+            vendored,
         } => {
             let mut body = vec![format!("`{command}` failed ({status}).")];
             if !output.is_empty() {
                 body.push("conda said:".into());
                 body.extend(output.iter().map(|line| format!("  {line}")));
             }
+            let vendored_gap = *vendored
+                && matches!(
+                    kind,
+                    FailureKind::PackagesNotFound | FailureKind::Unsatisfiable
+                );
             let (title, fix) = match kind {
+                _ if vendored_gap => (
+                    "A package the app needs is not in vendor/",
+                    "The app installs offline from vendor/, and conda names above what vendor/ lacks. Run `conda-buildpack vendor APP_DIR` on your machine to fill vendor/ with every package the environment needs, and push again.".to_string(),
+                ),
                 FailureKind::PackagesNotFound => (
                     "conda cannot find some of the app's packages",
                     "Check the package names and the channels in environment.yml (conda search NAME -c CHANNEL on your machine), or vendor the packages.".to_string(),
@@ -444,6 +462,7 @@ mod tests {
             .into(),
             InstallerError::Download(DownloadError::ChecksumMismatch {
                 url: "u".into(),
+                algorithm: "sha256",
                 expected: "a".into(),
                 actual: "b".into(),
             })
@@ -454,6 +473,7 @@ mod tests {
                 status: "signal: 9".into(),
                 output: vec![],
                 memory_limit_mib: Some(256),
+                vendored: false,
             }
             .into(),
         ];

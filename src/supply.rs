@@ -40,10 +40,9 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
 
     let mut summary = Summary::new();
     let cache = AppCache::open(&stager.cache_dir)?;
-    let local_channel = match &app.vendor_dir {
-        Some(vendor_dir) => summary.time("indexing vendor/", || {
-            vendor::index(vendor_dir, &cache.work_dir())
-        })?,
+    // Every push hashes vendor/ (its digest decides the cache); only a build indexes it.
+    let vendored = match &app.vendor_dir {
+        Some(vendor_dir) => summary.time("scanning vendor/", || vendor::scan(vendor_dir))?,
         None => None,
     };
     let fingerprint = fingerprint(
@@ -53,7 +52,7 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
         dependency,
         &python,
         stager,
-        local_channel.as_ref(),
+        vendored.as_ref(),
     );
 
     let env_dir = stager.env_dir();
@@ -102,7 +101,7 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
             &app,
             &python,
             &settings,
-            local_channel.as_ref(),
+            vendored.as_ref(),
             &mut summary,
         )?;
         match summary.time("saving the cache", || cache.save(&fingerprint, &env_dir)) {
@@ -144,11 +143,24 @@ fn build(
     app: &App,
     python: &PythonChoice,
     settings: &Settings,
-    local_channel: Option<&environment::LocalChannel>,
+    vendored: Option<&vendor::Scan>,
     summary: &mut Summary,
 ) -> Result<(), Error> {
     let work = cache.work_dir();
     let scratch = Scratch::create(&work.join("scratch")).map_err(Error::io(&work))?;
+    let local_channel = match vendored {
+        Some(scan) => {
+            log::step("Indexing the vendored packages");
+            let channel = summary.time("indexing vendor/", || vendor::index(scan, &work))?;
+            log::detail(&format!(
+                "{} packages from vendor/, installed offline from a local channel",
+                channel.files.len()
+            ));
+            Some(channel)
+        }
+        None => None,
+    };
+    let local_channel = local_channel.as_ref();
     log::step(&format!("Installing {dependency}"));
     let (installer_file, _origin) = summary.time("obtaining the installer", || {
         installer::obtain(dependency, &buildpack.dir, &cache.installers_dir())
@@ -222,7 +234,7 @@ fn fingerprint(
     dependency: &Dependency,
     python: &PythonChoice,
     stager: &Stager,
-    local_channel: Option<&environment::LocalChannel>,
+    vendored: Option<&vendor::Scan>,
 ) -> Fingerprint {
     let mut inputs = std::collections::BTreeMap::new();
     if let Some(environment) = &app.environment {
@@ -246,7 +258,7 @@ fn fingerprint(
             .trim()
             .to_string(),
         inputs,
-        vendor: local_channel.map(|channel| channel.digest.clone()),
+        vendor: vendored.map(|scan| scan.digest.clone()),
         runtime_prefix: stager.runtime_env_dir().display().to_string(),
         settings: cache::relevant_settings(std::env::vars()),
     }

@@ -1,23 +1,543 @@
-//! Vendored conda packages: an app's `vendor/` folder indexed into a local channel so it
-//! installs with no network.
+//! Vendored conda packages, for foundations with no route to a channel.
+//!
+//! At staging, an app's `vendor/` folder (any subfolder layout) is scanned on every push (its
+//! digest is part of the cache fingerprint) and, when the environment must be built, every
+//! archive is inspected as untrusted input and indexed into a local `file://` channel, with
+//! `repodata.json` the buildpack writes itself: the user never runs `conda index`.
+//!
+//! On the developer's machine, `conda-buildpack vendor APP_DIR` fills `vendor/` with exactly
+//! the packages the environment needs, from its `@EXPLICIT` spec or from a solve by the
+//! developer's own conda.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
 
+use md5::Md5;
+use rattler_conda_types::PackageRecord;
+use sha2::{Digest, Sha256};
+
+use crate::archive::{self, ArchiveError};
+use crate::download::{self, Checksum, Progress, hex};
 use crate::environment::LocalChannel;
+
+/// The platform staging installs for; `noarch` packages fit any.
+const SUBDIRS: [&str; 2] = ["linux-64", "noarch"];
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum VendorError {
-    #[error("vendored packages are not supported yet")]
-    Unsupported,
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error("{file} is built for {subdir}; Cloud Foundry stages for linux-64 (or noarch)")]
+    WrongPlatform { file: String, subdir: String },
+    #[error("vendor/ holds two different files named {file}: {first} and {second}")]
+    Conflict {
+        file: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("vendor/ has {path}, a link; vendored packages must be regular files")]
+    Link { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
 }
 
-/// Indexes `vendor/` into a channel under `work`; `None` when it holds no conda packages.
-pub(crate) fn index(vendor_dir: &Path, _work: &Path) -> Result<Option<LocalChannel>, VendorError> {
-    let has_packages =
-        std::fs::read_dir(vendor_dir).is_ok_and(|mut entries| entries.next().is_some());
-    if has_packages {
-        Err(VendorError::Unsupported)
-    } else {
-        Ok(None)
+fn at(path: &Path) -> impl FnOnce(io::Error) -> VendorError + '_ {
+    move |source| VendorError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One archive found in `vendor/`.
+#[derive(Debug, Clone)]
+pub(crate) struct Archive {
+    pub(crate) path: PathBuf,
+    pub(crate) file_name: String,
+    pub(crate) size: u64,
+    pub(crate) sha256: String,
+    pub(crate) md5: String,
+}
+
+/// What `vendor/` holds, and a digest of it for the cache fingerprint.
+#[derive(Debug, Clone)]
+pub(crate) struct Scan {
+    pub(crate) archives: Vec<Archive>,
+    pub(crate) digest: String,
+}
+
+/// Finds every conda archive under `vendor_dir` and hashes it (sha256 and md5 in one read).
+/// `None` when it holds none: a `vendor/` of something else is not a vendored conda app.
+pub(crate) fn scan(vendor_dir: &Path) -> Result<Option<Scan>, VendorError> {
+    let mut archives = Vec::new();
+    let mut pending = vec![vendor_dir.to_path_buf()];
+    while let Some(directory) = pending.pop() {
+        for entry in fs::read_dir(&directory).map_err(at(&directory))? {
+            let entry = entry.map_err(at(&directory))?;
+            let path = entry.path();
+            let file_type = entry.file_type().map_err(at(&path))?;
+            if file_type.is_dir() {
+                pending.push(path);
+            } else if archive::is_package_file(&path) {
+                // A link could point anywhere on the staging machine; only regular files
+                // pushed with the app are packages.
+                if !file_type.is_file() {
+                    return Err(VendorError::Link { path });
+                }
+                archives.push(hash_archive(&path)?);
+            }
+        }
+    }
+    if archives.is_empty() {
+        return Ok(None);
+    }
+    archives.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut digest = Sha256::new();
+    for archive in &archives {
+        let relative = archive
+            .path
+            .strip_prefix(vendor_dir)
+            .unwrap_or(&archive.path);
+        digest.update(relative.to_string_lossy().as_bytes());
+        digest.update([0]);
+        digest.update(archive.size.to_le_bytes());
+        digest.update(archive.sha256.as_bytes());
+    }
+    Ok(Some(Scan {
+        archives,
+        digest: hex(&digest.finalize()),
+    }))
+}
+
+fn hash_archive(path: &Path) -> Result<Archive, VendorError> {
+    let mut file = fs::File::open(path).map_err(at(path))?;
+    let mut sha256 = Sha256::new();
+    let mut md5 = Md5::new();
+    let mut size = 0_u64;
+    let mut buffer = vec![0_u8; 256 * 1024];
+    loop {
+        let read = file.read(&mut buffer).map_err(at(path))?;
+        if read == 0 {
+            break;
+        }
+        sha256.update(&buffer[..read]);
+        md5.update(&buffer[..read]);
+        size += read as u64;
+    }
+    Ok(Archive {
+        path: path.to_path_buf(),
+        file_name: path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        size,
+        sha256: hex(&sha256.finalize()),
+        md5: hex(&md5.finalize()),
+    })
+}
+
+/// Inspects every archive and writes a `file://` channel of them under `work`.
+pub(crate) fn index(scan: &Scan, work: &Path) -> Result<LocalChannel, VendorError> {
+    let channel = work.join("vendor-channel");
+    crate::fsutil::remove_if_exists(&channel).map_err(at(&channel))?;
+    let mut repodata: BTreeMap<
+        &str,
+        (
+            serde_json::Map<String, serde_json::Value>,
+            serde_json::Map<String, serde_json::Value>,
+        ),
+    > = SUBDIRS
+        .iter()
+        .map(|subdir| (*subdir, Default::default()))
+        .collect();
+    let mut placed: BTreeMap<String, &Archive> = BTreeMap::new();
+    let mut files = BTreeMap::new();
+    for archive in &scan.archives {
+        if let Some(first) = placed.get(&archive.file_name) {
+            if first.sha256 == archive.sha256 {
+                continue;
+            }
+            return Err(VendorError::Conflict {
+                file: archive.file_name.clone(),
+                first: first.path.clone(),
+                second: archive.path.clone(),
+            });
+        }
+        let package = archive::inspect(&archive.path)?;
+        let subdir = package.index.subdir.clone().unwrap_or_else(|| {
+            if package.index.noarch.is_none() {
+                "linux-64".into()
+            } else {
+                "noarch".into()
+            }
+        });
+        let Some((tar_bz2, conda)) = repodata.get_mut(subdir.as_str()) else {
+            return Err(VendorError::WrongPlatform {
+                file: archive.file_name.clone(),
+                subdir,
+            });
+        };
+        let sha256 =
+            rattler_digest::parse_digest_from_hex::<rattler_digest::Sha256>(&archive.sha256);
+        let md5 = rattler_digest::parse_digest_from_hex::<rattler_digest::Md5>(&archive.md5);
+        let record = PackageRecord::from_index_json(package.index, Some(archive.size), sha256, md5)
+            .map_err(|error| {
+                VendorError::Archive(ArchiveError::Format {
+                    file: archive.path.clone(),
+                    reason: error.to_string(),
+                })
+            })?;
+        let value = serde_json::to_value(&record).map_err(|error| VendorError::Io {
+            path: archive.path.clone(),
+            source: io::Error::other(error),
+        })?;
+        let target_dir = channel.join(&subdir);
+        fs::create_dir_all(&target_dir).map_err(at(&target_dir))?;
+        let target = target_dir.join(&archive.file_name);
+        if fs::hard_link(&archive.path, &target).is_err() {
+            fs::copy(&archive.path, &target).map_err(at(&target))?;
+        }
+        let table = if archive.file_name.ends_with(".conda") {
+            conda
+        } else {
+            tar_bz2
+        };
+        table.insert(archive.file_name.clone(), value);
+        files.insert(
+            archive.file_name.clone(),
+            format!("file://{}", target.display()),
+        );
+        placed.insert(archive.file_name.clone(), archive);
+    }
+    for (subdir, (tar_bz2, conda)) in repodata {
+        let directory = channel.join(subdir);
+        fs::create_dir_all(&directory).map_err(at(&directory))?;
+        let document = serde_json::json!({
+            "info": {"subdir": subdir},
+            "packages": tar_bz2,
+            "packages.conda": conda,
+            "repodata_version": 1,
+        });
+        let path = directory.join("repodata.json");
+        fs::write(
+            &path,
+            serde_json::to_vec_pretty(&document).unwrap_or_default(),
+        )
+        .map_err(at(&path))?;
+    }
+    Ok(LocalChannel {
+        url: format!("file://{}", channel.display()),
+        files,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// `conda-buildpack vendor APP_DIR`: the developer's side.
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct VendorArgs {
+    /// The app directory (with environment.yml or spec-file.txt).
+    app_dir: PathBuf,
+    /// The conda to solve with (default: $CONDA_EXE, then `conda` on PATH).
+    #[arg(long)]
+    conda: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VendorCommandError {
+    #[error("{0}")]
+    App(#[from] crate::app::AppError),
+    #[error("{0} has neither environment.yml nor spec-file.txt")]
+    NotCondaApp(PathBuf),
+    #[error(
+        "no conda found: pass --conda PATH, set CONDA_EXE, or put conda on PATH (install Miniconda or Miniforge)"
+    )]
+    NoConda,
+    #[error("`{command}` failed ({status}):\n{output}")]
+    Conda {
+        command: String,
+        status: String,
+        output: String,
+    },
+    #[error("{0}")]
+    Download(#[from] download::DownloadError),
+    #[error(
+        "{url} has no checksum fragment (#md5 or #sha256:); write the spec with `conda list --explicit --md5`"
+    )]
+    NoChecksum { url: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+pub(crate) fn run(args: &VendorArgs) -> ExitCode {
+    match vendor(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("conda-buildpack vendor: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn vendor(args: &VendorArgs) -> Result<(), VendorCommandError> {
+    let app_dir = &args.app_dir;
+    if !crate::app::App::is_conda_app(app_dir) {
+        return Err(VendorCommandError::NotCondaApp(app_dir.clone()));
+    }
+    let app = crate::app::App::read(app_dir)?;
+    let urls = match &app.explicit_spec {
+        Some(explicit) => explicit.urls.clone(),
+        None => solve(args, &app, app_dir)?,
+    };
+    let vendor_dir = app_dir.join(crate::app::VENDOR_DIR);
+    let mut wanted = Vec::new();
+    for line in &urls {
+        let (url, fragment) = line
+            .split_once('#')
+            .map_or((line.as_str(), None), |(url, fragment)| {
+                (url, Some(fragment))
+            });
+        let mut parts = url.rsplit('/');
+        let file_name = parts.next().unwrap_or(url).to_string();
+        let subdir = parts
+            .next()
+            .filter(|s| s.contains('-') || *s == "noarch")
+            .unwrap_or("linux-64")
+            .to_string();
+        let checksum = match fragment {
+            Some(fragment) if fragment.starts_with("sha256:") => Checksum::Sha256(&fragment[7..]),
+            Some(fragment) if fragment.len() == 32 => Checksum::Md5(fragment),
+            _ => {
+                return Err(VendorCommandError::NoChecksum {
+                    url: url.to_string(),
+                });
+            }
+        };
+        let target = vendor_dir.join(&subdir).join(&file_name);
+        let present = target.is_file() && matches_checksum(&target, checksum);
+        if !present {
+            if let Some(local) = url.strip_prefix("file://") {
+                fs::create_dir_all(target.parent().unwrap_or(&vendor_dir)).map_err(|source| {
+                    VendorCommandError::Io {
+                        path: target.clone(),
+                        source,
+                    }
+                })?;
+                fs::copy(local, &target).map_err(|source| VendorCommandError::Io {
+                    path: PathBuf::from(local),
+                    source,
+                })?;
+                if !matches_checksum(&target, checksum) {
+                    let _ = fs::remove_file(&target);
+                    return Err(VendorCommandError::Download(
+                        download::DownloadError::Transfer {
+                            url: url.to_string(),
+                            reason: "the copied file does not match its checksum".into(),
+                        },
+                    ));
+                }
+            } else {
+                eprintln!("Download [{}]", crate::log::redact_url(url));
+                download::fetch_checked(url, checksum, &target, Progress::Lines)?;
+            }
+        }
+        wanted.push(target);
+    }
+    // Exactly what the environment needs: archives no longer wanted go.
+    let mut removed = 0;
+    if let Ok(Some(existing)) = scan(&vendor_dir) {
+        for archive in existing.archives {
+            if !wanted.contains(&archive.path) {
+                let _ = fs::remove_file(&archive.path);
+                removed += 1;
+            }
+        }
+    }
+    let size: u64 = wanted
+        .iter()
+        .filter_map(|path| fs::metadata(path).ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "Vendored {} packages ({}) into {}{}",
+        wanted.len(),
+        crate::log::format_size(size),
+        vendor_dir.display(),
+        if removed > 0 {
+            format!("; removed {removed} no longer needed")
+        } else {
+            String::new()
+        }
+    );
+    if app
+        .environment
+        .as_ref()
+        .is_some_and(|environment| environment.spec.pip_requirements().next().is_some())
+    {
+        eprintln!(
+            "Note: the `pip:` requirements of environment.yml are not vendored; they still need a package index at staging."
+        );
+    }
+    Ok(())
+}
+
+fn matches_checksum(path: &Path, checksum: Checksum<'_>) -> bool {
+    let Ok(archive) = hash_archive(path) else {
+        return false;
+    };
+    match checksum {
+        Checksum::Sha256(expected) => archive.sha256.eq_ignore_ascii_case(expected),
+        Checksum::Md5(expected) => archive.md5.eq_ignore_ascii_case(expected),
+    }
+}
+
+/// Solves the environment with the developer's conda into a throwaway prefix and returns its
+/// `conda list --explicit --md5` lines.
+fn solve(
+    args: &VendorArgs,
+    app: &crate::app::App,
+    app_dir: &Path,
+) -> Result<Vec<String>, VendorCommandError> {
+    let conda = args
+        .conda
+        .clone()
+        .or_else(|| std::env::var_os("CONDA_EXE").map(PathBuf::from))
+        .or_else(|| which::which("conda").ok())
+        .ok_or(VendorCommandError::NoConda)?;
+    let scratch = tempfile_dir().map_err(|source| VendorCommandError::Io {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let prefix = scratch.join("env");
+    let python = crate::python_version::decide(app).map_err(|error| VendorCommandError::Conda {
+        command: "reading the Python version".into(),
+        status: "invalid".into(),
+        output: error.to_string(),
+    })?;
+    let plan = crate::environment::plan(app, &python.choice, app_dir, &scratch, None).map_err(
+        |error| VendorCommandError::Io {
+            path: scratch.clone(),
+            source: io::Error::other(error.to_string()),
+        },
+    )?;
+    let crate::environment::Recipe::EnvironmentFile { file } = plan.recipe else {
+        return Ok(Vec::new());
+    };
+    let run = |command: &mut Command| -> Result<String, VendorCommandError> {
+        let described = crate::process::describe(command);
+        eprintln!("Running {described}");
+        let output = command.output().map_err(|source| VendorCommandError::Io {
+            path: conda.clone(),
+            source,
+        })?;
+        if !output.status.success() {
+            return Err(VendorCommandError::Conda {
+                command: described,
+                status: crate::process::describe_status(output.status),
+                output: String::from_utf8_lossy(&output.stderr).into_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let result = (|| {
+        run(Command::new(&conda)
+            .args(["env", "create", "--quiet", "-p"])
+            .arg(&prefix)
+            .arg("-f")
+            .arg(&file)
+            .env("CONDA_ALWAYS_YES", "true"))?;
+        run(Command::new(&conda)
+            .args(["list", "--explicit", "--md5", "-p"])
+            .arg(&prefix))
+    })();
+    let _ = fs::remove_dir_all(&scratch);
+    let listing = result?;
+    Ok(listing
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.contains("://"))
+        .map(str::to_string)
+        .collect())
+}
+
+fn tempfile_dir() -> io::Result<PathBuf> {
+    let base = std::env::temp_dir().join(format!("conda-buildpack-vendor-{}", std::process::id()));
+    crate::fsutil::remove_if_exists(&base)?;
+    fs::create_dir_all(&base)?;
+    Ok(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::tests::{index_json, tar_bz2};
+
+    #[test]
+    fn vendor_is_indexed_into_a_channel_with_checksummed_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let vendor = dir.path().join("vendor/deep/er");
+        fs::create_dir_all(&vendor).unwrap();
+        let bytes = tar_bz2(&[(
+            "info/index.json",
+            &format!("file:{}", index_json("six", "1.16.0", "py_0")),
+        )]);
+        fs::write(vendor.join("six-1.16.0-py_0.tar.bz2"), &bytes).unwrap();
+        fs::write(vendor.join("README"), "not a package").unwrap();
+        let scan = scan(&dir.path().join("vendor")).unwrap().unwrap();
+        assert_eq!(scan.archives.len(), 1);
+        let channel = index(&scan, &dir.path().join("work")).unwrap();
+        let repodata: serde_json::Value = serde_json::from_slice(
+            &fs::read(
+                dir.path()
+                    .join("work/vendor-channel/linux-64/repodata.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let record = &repodata["packages"]["six-1.16.0-py_0.tar.bz2"];
+        assert_eq!(record["name"], "six");
+        assert_eq!(record["sha256"], scan.archives[0].sha256.as_str());
+        assert_eq!(record["md5"], scan.archives[0].md5.as_str());
+        assert_eq!(record["size"], bytes.len());
+        assert!(
+            dir.path()
+                .join("work/vendor-channel/noarch/repodata.json")
+                .is_file()
+        );
+        assert!(channel.url.starts_with("file:///"));
+        assert!(
+            channel.files["six-1.16.0-py_0.tar.bz2"].ends_with("linux-64/six-1.16.0-py_0.tar.bz2")
+        );
+    }
+
+    #[test]
+    fn a_vendor_dir_without_packages_is_not_vendoring() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        assert!(scan(dir.path()).unwrap().is_none());
+    }
+
+    #[test]
+    fn links_and_foreign_platforms_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("evil-1-0.tar.bz2")).unwrap();
+        assert!(matches!(scan(dir.path()), Err(VendorError::Link { .. })));
+        let dir = tempfile::tempdir().unwrap();
+        let mac = index_json("mac", "1", "0").replace("linux-64", "osx-64");
+        fs::write(
+            dir.path().join("mac-1-0.tar.bz2"),
+            tar_bz2(&[("info/index.json", &format!("file:{mac}"))]),
+        )
+        .unwrap();
+        let scan = scan(dir.path()).unwrap().unwrap();
+        let error = index(&scan, &dir.path().join("work"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("mac-1-0.tar.bz2 is built for osx-64"),
+            "{error}"
+        );
     }
 }

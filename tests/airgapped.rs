@@ -1,0 +1,430 @@
+//! A foundation with no route to the internet: the operator uploads the cached zip, the
+//! developer vendors the app's packages with `conda-buildpack vendor`, and staging runs in a
+//! network namespace where the fixture server is out of reach.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{
+    BINARY, Packaging, Server, StageOptions, app, fixtures, launch, package, scratch, stage, stdout,
+};
+
+/// A developer's own conda: the fixture Miniconda installed into `into`.
+fn developer_conda(into: &Path) -> PathBuf {
+    let fixtures = fixtures();
+    let installer = fixtures.installer("miniconda3-py39", "25.7.0");
+    let prefix = into.join("miniconda3");
+    let status = Command::new("bash")
+        .arg(
+            fixtures
+                .dir
+                .join("installers")
+                .join(installer["file"].as_str().unwrap()),
+        )
+        .args(["-b", "-p"])
+        .arg(&prefix)
+        .env("HOME", into)
+        .env("TMPDIR", std::env::temp_dir())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the developer's Miniconda installs");
+    prefix.join("bin/conda")
+}
+
+fn vendor(app: &Path, conda: &Path, server: &Server, home: &Path) -> std::process::Output {
+    Command::new(BINARY)
+        .arg("vendor")
+        .arg(app)
+        .arg("--conda")
+        .arg(conda)
+        .env("CONDA_CHANNEL_ALIAS", server.url())
+        .env("CONDA_DEFAULT_CHANNELS", format!("{}/main", server.url()))
+        .env("CONDA_PKGS_DIRS", home.join("pkgs"))
+        .env("HOME", home)
+        .output()
+        .unwrap()
+}
+
+fn offline(server: &Server) -> StageOptions {
+    let mut options = StageOptions::with_channels(server);
+    options.no_network = true;
+    options
+}
+
+fn vendored_packages(app: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![app.join("vendor")];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap().flatten() {
+            if entry.path().is_dir() {
+                pending.push(entry.path());
+            } else {
+                found.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn packaging_twice_gives_identical_bytes_and_downloads_once() {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let download_cache = dir.path().join("downloads");
+    let cached = |into: &str| {
+        package(
+            &server,
+            &dir.path().join(into),
+            &Packaging {
+                cached: true,
+                stack: Some("cflinuxfs4".into()),
+                cache_dir: Some(download_cache.clone()),
+                ..Packaging::default()
+            },
+        )
+    };
+    let first = cached("one");
+    let installers_fetched = server.requests_ending_with(".sh");
+    assert_eq!(
+        installers_fetched, 6,
+        "every installer for the stack is fetched once"
+    );
+    let second = cached("two");
+    assert_eq!(
+        server.requests_ending_with(".sh"),
+        installers_fetched,
+        "the download cache is reused"
+    );
+    assert_eq!(first.file_name(), second.file_name());
+    assert_eq!(
+        first.file_name().unwrap().to_string_lossy(),
+        format!(
+            "conda_buildpack-cached-cflinuxfs4-v{}.zip",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    assert!(
+        fs::read(&first).unwrap() == fs::read(&second).unwrap(),
+        "the two zips differ"
+    );
+    let sums = fs::read_to_string(first.with_file_name(format!(
+        "{}.SHA256SUMS",
+        first.file_name().unwrap().to_string_lossy()
+    )))
+    .unwrap();
+    assert!(
+        sums.ends_with(&format!(
+            "  {}\n",
+            first.file_name().unwrap().to_string_lossy()
+        )),
+        "{sums}"
+    );
+
+    // CF's packager layout: dependencies/<md5 of uri>/<file>, `file:` and `stack:` in the
+    // manifest, Unix modes stored.
+    let mut zip = zip::ZipArchive::new(fs::File::open(&first).unwrap()).unwrap();
+    let names: Vec<String> = zip.file_names().map(str::to_string).collect();
+    assert_eq!(
+        names
+            .iter()
+            .filter(|name| name.starts_with("dependencies/"))
+            .count(),
+        6,
+        "{names:?}"
+    );
+    let manifest: serde_yaml_ng::Value = {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut zip.by_name("manifest.yml").unwrap(), &mut text)
+            .unwrap();
+        serde_yaml_ng::from_str(&text).unwrap()
+    };
+    assert_eq!(manifest["stack"], "cflinuxfs4");
+    for dependency in manifest["dependencies"].as_sequence().unwrap() {
+        let uri = dependency["uri"].as_str().unwrap();
+        let file = dependency["file"].as_str().unwrap();
+        let expected = format!(
+            "dependencies/{:x}/{}",
+            md5::Md5::digest(uri.as_bytes()),
+            uri.rsplit('/').next().unwrap()
+        );
+        assert_eq!(file, expected);
+        assert!(names.contains(&expected));
+        assert!(dependency.get("cf_stacks").is_none());
+    }
+    assert_eq!(
+        zip.by_name("bin/supply").unwrap().unix_mode().unwrap() & 0o777,
+        0o755
+    );
+
+    let uncached = package(&server, &dir.path().join("three"), &Packaging::default());
+    let zip = zip::ZipArchive::new(fs::File::open(&uncached).unwrap()).unwrap();
+    assert!(
+        !zip.file_names()
+            .any(|name| name.starts_with("dependencies/")),
+        "an uncached zip carries no dependency"
+    );
+}
+
+use md5::Digest as _;
+
+#[test]
+fn a_vendored_app_stages_with_no_network_from_the_cached_zip() {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let zip = package(
+        &server,
+        dir.path(),
+        &Packaging {
+            cached: true,
+            ..Packaging::default()
+        },
+    );
+    let app = app("numpy-web", dir.path());
+    let conda = developer_conda(dir.path());
+
+    let vendored = vendor(&app, &conda, &server, dir.path());
+    assert!(
+        vendored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&vendored.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&vendored.stdout).contains("Vendored "),
+        "{}",
+        stdout(&vendored)
+    );
+    let packages = vendored_packages(&app);
+    assert!(
+        packages
+            .iter()
+            .any(|p| p.to_string_lossy().contains("/numpy-1.26.4")),
+        "{packages:?}"
+    );
+    assert!(
+        packages
+            .iter()
+            .any(|p| p.to_string_lossy().contains("/python-3.11")),
+        "{packages:?}"
+    );
+
+    let requests_before = server.total_requests();
+    let staging = stage(&app, &[&zip], &offline(&server), &dir.path().join("out"));
+    staging
+        .assert_success()
+        .assert_clean_log()
+        .assert_log_contains("       Copy [")
+        .assert_log_contains("-----> Indexing the vendored packages")
+        .assert_log_lacks("Download [");
+    assert_eq!(
+        server.total_requests(),
+        requests_before,
+        "staging reached the network"
+    );
+    let run = launch(&staging.droplet(), "python app.py --once", &[]);
+    assert!(
+        stdout(&run).contains("numpy 1.26.4 mean 2.5"),
+        "{}{}",
+        stdout(&run),
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    // A package missing from vendor/ fails, naming it.
+    let pandas = packages
+        .iter()
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("pandas-")
+        })
+        .unwrap();
+    fs::remove_file(pandas).unwrap();
+    let missing = stage(
+        &app,
+        &[&zip],
+        &offline(&server),
+        &dir.path().join("out-missing"),
+    );
+    assert_eq!(missing.code, 225, "{}", missing.log);
+    missing
+        .assert_log_contains("A package the app needs is not in vendor/")
+        .assert_log_contains("pandas")
+        .assert_log_contains("conda-buildpack vendor");
+}
+
+#[test]
+fn an_explicit_spec_installs_vendored_packages_without_a_solve() {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let zip = package(
+        &server,
+        dir.path(),
+        &Packaging {
+            cached: true,
+            ..Packaging::default()
+        },
+    );
+    let app = app("numpy-web", dir.path());
+    let conda = developer_conda(dir.path());
+    // The developer writes the spec from an environment they built.
+    let prefix = dir.path().join("dev-env");
+    let created = Command::new(&conda)
+        .args(["env", "create", "-q", "-p"])
+        .arg(&prefix)
+        .arg("-f")
+        .arg(app.join("environment.yml"))
+        .env("CONDA_CHANNEL_ALIAS", server.url())
+        .env("CONDA_DEFAULT_CHANNELS", format!("{}/main", server.url()))
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let listing = Command::new(&conda)
+        .args(["list", "--explicit", "--md5", "-p"])
+        .arg(&prefix)
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    fs::write(app.join("spec-file.txt"), &listing.stdout).unwrap();
+
+    let vendored = vendor(&app, &conda, &server, dir.path());
+    assert!(
+        vendored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&vendored.stderr)
+    );
+    let staging = stage(&app, &[&zip], &offline(&server), &dir.path().join("out"));
+    staging
+        .assert_success()
+        .assert_log_contains("packages from spec-file.txt (no solve)")
+        .assert_log_lacks("Solving environment");
+    let run = launch(&staging.droplet(), "python app.py --once", &[]);
+    assert!(stdout(&run).contains("numpy 1.26.4"), "{}", stdout(&run));
+
+    let numpy = vendored_packages(&app)
+        .into_iter()
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("numpy-")
+        })
+        .unwrap();
+    let name = numpy.file_name().unwrap().to_string_lossy().into_owned();
+    fs::remove_file(&numpy).unwrap();
+    let missing = stage(
+        &app,
+        &[&zip],
+        &offline(&server),
+        &dir.path().join("out-missing"),
+    );
+    assert_eq!(missing.code, 225);
+    missing.assert_log_contains(&format!("{name} is not in vendor/"));
+}
+
+#[test]
+fn without_network_the_uncached_zip_fails_fast_and_says_what_to_do() {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let zip = package(&server, dir.path(), &Packaging::default());
+    let app = app("numpy-web", dir.path());
+    let started = Instant::now();
+    let staging = stage(&app, &[&zip], &offline(&server), &dir.path().join("out"));
+    assert_eq!(staging.code, 225, "{}", staging.log);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "staging hung for {:?}",
+        started.elapsed()
+    );
+    staging
+        .assert_clean_log()
+        .assert_log_contains("The network is unreachable from staging")
+        .assert_log_contains(&format!(
+            "Could not reach {}/installers/Miniconda3-py39_25.7.0-2-Linux-x86_64.sh",
+            server.url()
+        ))
+        .assert_log_contains("cached conda buildpack")
+        .assert_log_contains("conda-buildpack vendor");
+    assert_eq!(server.total_requests(), 0);
+
+    // The cached zip gets further, to conda's channels, and fails as fast.
+    let cached = package(
+        &server,
+        &dir.path().join("cached"),
+        &Packaging {
+            cached: true,
+            ..Packaging::default()
+        },
+    );
+    let started = Instant::now();
+    let staging = stage(
+        &app,
+        &[&cached],
+        &offline(&server),
+        &dir.path().join("out-cached"),
+    );
+    assert_eq!(staging.code, 225, "{}", staging.log);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "staging hung for {:?}",
+        started.elapsed()
+    );
+    staging
+        .assert_log_contains("conda cannot reach the app's channels")
+        .assert_log_contains("conda-buildpack vendor");
+}
+
+#[test]
+fn a_hostile_vendored_archive_is_refused_naming_the_file() {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let zip = package(
+        &server,
+        dir.path(),
+        &Packaging {
+            cached: true,
+            ..Packaging::default()
+        },
+    );
+    let app = app("numpy-web", dir.path());
+    fs::create_dir_all(app.join("vendor/linux-64")).unwrap();
+    // A tar.bz2 whose entry climbs out of the package.
+    let mut builder = tar::Builder::new(bzip2::write::BzEncoder::new(
+        Vec::new(),
+        bzip2::Compression::fast(),
+    ));
+    let index = br#"{"name": "evil", "version": "1.0", "build": "0", "build_number": 0, "depends": [], "subdir": "linux-64"}"#;
+    let mut header = tar::Header::new_gnu();
+    header.set_path("info/index.json").unwrap();
+    header.set_size(index.len() as u64);
+    header.set_cksum();
+    builder.append(&header, &index[..]).unwrap();
+    let mut escape = tar::Header::new_gnu();
+    let name = b"../../../../tmp/pwned";
+    escape.as_old_mut().name[..name.len()].copy_from_slice(name);
+    escape.set_size(4);
+    escape.set_cksum();
+    builder.append(&escape, &b"boom"[..]).unwrap();
+    fs::write(
+        app.join("vendor/linux-64/evil-1.0-0.tar.bz2"),
+        builder.into_inner().unwrap().finish().unwrap(),
+    )
+    .unwrap();
+    let staging = stage(&app, &[&zip], &offline(&server), &dir.path().join("out"));
+    assert_eq!(staging.code, 225, "{}", staging.log);
+    staging
+        .assert_log_contains("The vendored packages cannot be used")
+        .assert_log_contains(
+            "evil-1.0-0.tar.bz2 has an entry that escapes the package: ../../../../tmp/pwned",
+        );
+}
