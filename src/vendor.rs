@@ -138,17 +138,14 @@ fn hash_archive(path: &Path) -> Result<Archive, VendorError> {
     })
 }
 
+/// repodata.json's `packages` (`.tar.bz2`) or `packages.conda` table.
+type Records = serde_json::Map<String, serde_json::Value>;
+
 /// Inspects every archive and writes a `file://` channel of them under `work`.
 pub(crate) fn index(scan: &Scan, work: &Path) -> Result<LocalChannel, VendorError> {
     let channel = work.join("vendor-channel");
     crate::fsutil::remove_if_exists(&channel).map_err(at(&channel))?;
-    let mut repodata: BTreeMap<
-        &str,
-        (
-            serde_json::Map<String, serde_json::Value>,
-            serde_json::Map<String, serde_json::Value>,
-        ),
-    > = SUBDIRS
+    let mut repodata: BTreeMap<&str, (Records, Records)> = SUBDIRS
         .iter()
         .map(|subdir| (*subdir, Default::default()))
         .collect();
