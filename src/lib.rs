@@ -1,0 +1,89 @@
+//! conda-buildpack: a Cloud Foundry buildpack for conda apps. One executable serves Cloud
+//! Foundry's buildpack scripts (`detect`, `supply`, `finalize`, `release`, `compile`) and the
+//! tools around them (`package`, `stage`, `launch`, `vendor`); `cli` dispatches, and each
+//! phase reads top to bottom in its module. Everything is crate-private but [`run`] and the
+//! entry points the fuzz targets drive.
+
+mod app;
+mod archive;
+mod buildpack;
+mod cache;
+mod cli;
+mod conda;
+mod detect;
+mod download;
+mod environment;
+mod errors;
+mod finalize;
+mod fsutil;
+mod installer;
+mod lifecycle;
+mod log;
+mod manifest;
+mod packager;
+mod process;
+mod python_version;
+mod relocate;
+mod stager;
+mod summary;
+mod supply;
+mod vendor;
+
+/// Runs the command line (what `main` does).
+pub fn run() -> std::process::ExitCode {
+    cli::run()
+}
+
+/// Entry points for the fuzz targets in `fuzz/`: every parser of input a user controls.
+/// Each must return (an error is fine) and never panic, whatever the bytes.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+
+    /// environment.yml, as staging reads it.
+    pub fn environment_yml(bytes: &[u8]) {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            let _ = crate::app::parse_environment("environment.yml", text);
+        }
+    }
+
+    /// runtime.txt.
+    pub fn runtime_txt(bytes: &[u8]) {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            let _ = crate::app::parse_runtime_txt(text);
+        }
+    }
+
+    /// The buildpack's manifest.yml.
+    pub fn manifest_yml(bytes: &[u8]) {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            let _ = crate::manifest::Manifest::parse(text);
+        }
+    }
+
+    /// An `@EXPLICIT` spec file.
+    pub fn explicit_spec(bytes: &[u8]) {
+        let _ = crate::app::parse_explicit_spec("spec-file.txt", bytes.to_vec());
+    }
+
+    /// A conda package archive (`.tar.bz2` when `conda` is false, `.conda` otherwise), written
+    /// to `scratch` and inspected as a vendored package is.
+    pub fn package_archive(bytes: &[u8], conda: bool, scratch: &Path) {
+        let name = if conda {
+            "fuzz-1.0-0.conda"
+        } else {
+            "fuzz-1.0-0.tar.bz2"
+        };
+        let path = scratch.join(name);
+        if std::fs::write(&path, bytes).is_ok() {
+            let _ = crate::archive::inspect(&path);
+        }
+    }
+
+    /// A Procfile.
+    pub fn procfile(bytes: &[u8]) {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            let _ = crate::finalize::parse_procfile(text);
+        }
+    }
+}
