@@ -10,45 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{
-    BINARY, Packaging, Server, StageOptions, app, fixtures, launch, package, scratch, stage, stdout,
+    Packaging, Server, StageOptions, app, developer_conda, fixtures, launch, package, scratch,
+    stage, stdout, vendor,
 };
-
-/// A developer's own conda: the fixture Miniconda installed into `into`.
-fn developer_conda(into: &Path) -> PathBuf {
-    let fixtures = fixtures();
-    let installer = fixtures.installer("miniconda3-py39", "25.7.0");
-    let prefix = into.join("miniconda3");
-    let status = Command::new("bash")
-        .arg(
-            fixtures
-                .dir
-                .join("installers")
-                .join(installer["file"].as_str().unwrap()),
-        )
-        .args(["-b", "-p"])
-        .arg(&prefix)
-        .env("HOME", into)
-        .env("TMPDIR", std::env::temp_dir())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "the developer's Miniconda installs");
-    prefix.join("bin/conda")
-}
-
-fn vendor(app: &Path, conda: &Path, server: &Server, home: &Path) -> std::process::Output {
-    Command::new(BINARY)
-        .arg("vendor")
-        .arg(app)
-        .arg("--conda")
-        .arg(conda)
-        .env("CONDA_CHANNEL_ALIAS", server.url())
-        .env("CONDA_DEFAULT_CHANNELS", format!("{}/main", server.url()))
-        .env("CONDA_PKGS_DIRS", home.join("pkgs"))
-        .env("HOME", home)
-        .output()
-        .unwrap()
-}
 
 fn offline(server: &Server) -> StageOptions {
     let mut options = StageOptions::with_channels(server);

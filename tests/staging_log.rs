@@ -6,7 +6,9 @@ mod support;
 
 use std::fs;
 
-use support::{app, fixtures, package, scratch, stage, Fault, Packaging, Server, StageOptions, Staging};
+use support::{
+    Fault, Packaging, Server, StageOptions, Staging, app, fixtures, package, scratch, stage,
+};
 
 fn push(fixture: &str, server: &Server, options: StageOptions) -> (Staging, tempfile::TempDir) {
     let dir = scratch();
@@ -61,14 +63,24 @@ fn bp_debug_shows_everything_conda_says_still_without_progress_residue() {
 #[test]
 fn a_malformed_environment_file_names_its_line_and_column_before_anything_is_downloaded() {
     let server = Server::start(&fixtures().dir);
-    let (staging, _dir) = push("malformed-yaml", &server, StageOptions::with_channels(&server));
+    let (staging, _dir) = push(
+        "malformed-yaml",
+        &server,
+        StageOptions::with_channels(&server),
+    );
     assert_eq!(staging.code, 225, "{}", staging.log);
     staging
         .assert_clean_log()
-        .assert_log_contains("**ERROR**\u{1b}[0m environment.yml is not valid YAML at line 8, column 1")
+        .assert_log_contains(
+            "**ERROR**\u{1b}[0m environment.yml is not valid YAML at line 8, column 1",
+        )
         .assert_log_contains("while parsing a flow sequence at line 6 column 12")
         .assert_log_contains("Fix environment.yml at line 8, column 1");
-    assert_eq!(server.total_requests(), 0, "nothing is fetched for a broken app");
+    assert_eq!(
+        server.total_requests(),
+        0,
+        "nothing is fetched for a broken app"
+    );
 }
 
 #[test]
@@ -79,29 +91,55 @@ fn a_tampered_installer_is_deleted_and_never_run() {
     let zip = package(&server, dir.path(), &Packaging::default());
     let app = app("numpy-web", dir.path());
     let cache = dir.path().join("cache");
-    let staging = stage(&app, &[&zip], &StageOptions::with_channels(&server).cache(&cache), &dir.path().join("out"));
+    let staging = stage(
+        &app,
+        &[&zip],
+        &StageOptions::with_channels(&server).cache(&cache),
+        &dir.path().join("out"),
+    );
     assert_eq!(staging.code, 225, "{}", staging.log);
-    let expected = fixtures().installer("miniconda3-py39", "25.7.0")["sha256"].as_str().unwrap().to_string();
+    let expected = fixtures().installer("miniconda3-py39", "25.7.0")["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
     staging
         .assert_clean_log()
         .assert_log_contains("**ERROR**\u{1b}[0m A download does not match its pinned checksum")
-        .assert_log_contains(&format!("dependency sha256 mismatch: expected sha256 {expected}, actual sha256 "))
+        .assert_log_contains(&format!(
+            "dependency sha256 mismatch: expected sha256 {expected}, actual sha256 "
+        ))
         .assert_log_contains("was deleted and nothing was installed from it")
         .assert_log_lacks("Installing the conda environment");
-    let leftovers: Vec<_> = walk(&cache).into_iter().filter(|path| path.contains("Miniconda")).collect();
-    assert!(leftovers.is_empty(), "the tampered file was kept: {leftovers:?}");
+    let leftovers: Vec<_> = walk(&cache)
+        .into_iter()
+        .filter(|path| path.contains("Miniconda"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "the tampered file was kept: {leftovers:?}"
+    );
 }
 
 #[test]
 fn a_missing_installer_says_the_server_answered_404() {
     let server = Server::start(&fixtures().dir);
-    server.fault("Miniconda3-py39_25.7.0-2-Linux-x86_64.sh", Fault::Status { status: 404, times: 100 });
+    server.fault(
+        "Miniconda3-py39_25.7.0-2-Linux-x86_64.sh",
+        Fault::Status {
+            status: 404,
+            times: 100,
+        },
+    );
     let (staging, _dir) = push("numpy-web", &server, StageOptions::with_channels(&server));
     assert_eq!(staging.code, 225, "{}", staging.log);
     staging
         .assert_log_contains("**ERROR**\u{1b}[0m A download failed with HTTP 404")
         .assert_log_contains("answered HTTP 404");
-    assert_eq!(server.requests_ending_with(".sh"), 1, "a 404 is not retried");
+    assert_eq!(
+        server.requests_ending_with(".sh"),
+        1,
+        "a 404 is not retried"
+    );
 }
 
 #[test]
@@ -111,7 +149,10 @@ fn a_solver_killed_for_memory_is_explained_and_was_warned_about() {
     options.memory = Some("128m".into());
     let (staging, _dir) = push("numpy-web", &server, options);
     assert_eq!(staging.code, 225, "{}", staging.log);
-    let warning = staging.log.find("This app stages with 128 MB of memory (MEMORY_LIMIT)").expect("a warning before the solve");
+    let warning = staging
+        .log
+        .find("This app stages with 128 MB of memory (MEMORY_LIMIT)")
+        .expect("a warning before the solve");
     let error = staging.log.find("**ERROR**").expect("an error");
     assert!(warning < error, "the warning comes first");
     staging
@@ -126,7 +167,9 @@ fn walk(root: &std::path::Path) -> Vec<String> {
     let mut found = Vec::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             if entry.path().is_dir() {
                 pending.push(entry.path());

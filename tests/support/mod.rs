@@ -524,3 +524,79 @@ pub(crate) fn droplet_file(droplet: &Path, wanted: &str) -> Option<Vec<u8>> {
     }
     None
 }
+
+/// A developer's own conda: the fixture Miniconda installed into `into`.
+pub(crate) fn developer_conda(into: &Path) -> PathBuf {
+    let fixtures = fixtures();
+    let installer = fixtures.installer("miniconda3-py39", "25.7.0");
+    let prefix = into.join("miniconda3");
+    let status = Command::new("bash")
+        .arg(
+            fixtures
+                .dir
+                .join("installers")
+                .join(installer["file"].as_str().unwrap()),
+        )
+        .args(["-b", "-p"])
+        .arg(&prefix)
+        .env("HOME", into)
+        .env("TMPDIR", std::env::temp_dir())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the developer's Miniconda installs");
+    prefix.join("bin/conda")
+}
+
+pub(crate) fn vendor(
+    app: &Path,
+    conda: &Path,
+    server: &Server,
+    home: &Path,
+) -> std::process::Output {
+    Command::new(BINARY)
+        .arg("vendor")
+        .arg(app)
+        .arg("--conda")
+        .arg(conda)
+        .env("CONDA_CHANNEL_ALIAS", server.url())
+        .env("CONDA_DEFAULT_CHANNELS", format!("{}/main", server.url()))
+        .env("CONDA_PKGS_DIRS", home.join("pkgs"))
+        .env("HOME", home)
+        .output()
+        .unwrap()
+}
+
+/// Zips a stand-in buildpack from `fixtures/buildpacks/<name>` with its Unix modes, as an
+/// operator's buildpack zip would carry them.
+pub(crate) fn standin_buildpack(name: &str, into: &Path) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let source = repo().join("fixtures/buildpacks").join(name);
+    let target = into.join(format!("{name}.zip"));
+    let mut writer = zip::ZipWriter::new(fs::File::create(&target).unwrap());
+    let mut pending = vec![source.clone()];
+    let mut files = Vec::new();
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap().flatten() {
+            if entry.path().is_dir() {
+                pending.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    for file in files {
+        let name = file
+            .strip_prefix(&source)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mode = fs::metadata(&file).unwrap().mode() & 0o777;
+        let options = zip::write::SimpleFileOptions::default().unix_permissions(mode);
+        writer.start_file(name, options).unwrap();
+        writer.write_all(&fs::read(&file).unwrap()).unwrap();
+    }
+    writer.finish().unwrap();
+    target
+}
