@@ -533,6 +533,8 @@ pub(crate) struct Settings {
     pub(crate) stack: String,
     /// `MEMORY_LIMIT` in MiB, as CF sets it (`1024m`).
     pub(crate) memory_limit_mib: Option<u64>,
+    /// `BP_CONDA_CLEAR_CACHE`: start this staging from an empty app cache.
+    pub(crate) clear_cache: bool,
 }
 
 impl Settings {
@@ -576,11 +578,18 @@ impl Settings {
             .filter(|value| !value.is_empty())
             .unwrap_or_else(|| "cflinuxfs4".to_string());
         let memory_limit_mib = lookup("MEMORY_LIMIT").and_then(|value| parse_memory_limit(&value));
+        let clear_cache = lookup("BP_CONDA_CLEAR_CACHE").is_some_and(|value| {
+            matches!(
+                value.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes"
+            )
+        });
         Ok(Self {
             distribution,
             conda_version,
             stack,
             memory_limit_mib,
+            clear_cache,
         })
     }
 }

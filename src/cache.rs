@@ -155,6 +155,7 @@ pub(crate) fn relevant_settings(
                 || name.starts_with("BP_CONDA_"))
                 && !SET_BY_BUILDPACK.contains(&name.as_str())
                 && name != "PIP_NO_COLOR"
+                && name != "BP_CONDA_CLEAR_CACHE"
         })
         .map(|(name, value)| {
             let digest = hex(&Sha256::digest(value.as_bytes()))[..16].to_string();
@@ -282,6 +283,18 @@ impl AppCache {
             }
         }
         Ok(cache)
+    }
+
+    /// Empties the cache: installers, packages, environments. For a user who asks
+    /// (`BP_CONDA_CLEAR_CACHE`), since Cloud Foundry has no per-app command for it.
+    pub(crate) fn clear(&self) -> Result<(), CacheError> {
+        let entries = fs::read_dir(&self.root).map_err(context("cannot read the cache dir"))?;
+        for entry in entries {
+            let entry = entry.map_err(context("cannot read the cache dir"))?;
+            fsutil::remove_if_exists(&entry.path())
+                .map_err(context(format!("cannot remove {}", entry.path().display())))?;
+        }
+        Ok(())
     }
 
     pub(crate) fn installers_dir(&self) -> PathBuf {

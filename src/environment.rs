@@ -330,6 +330,7 @@ fn classify(output: &[String]) -> FailureKind {
     {
         FailureKind::Unsatisfiable
     } else if text.contains("CondaHTTPError")
+        || text.contains("UnavailableInvalidChannel")
         || text.contains("CondaSSLError")
         || text.contains("Could not connect")
         || text.contains("ConnectionError")

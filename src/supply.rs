@@ -40,6 +40,10 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
 
     let mut summary = Summary::new();
     let cache = AppCache::open(&stager.cache_dir)?;
+    if settings.clear_cache {
+        log::step("Clearing the app cache (BP_CONDA_CLEAR_CACHE)");
+        cache.clear()?;
+    }
     // Every push hashes vendor/ (its digest decides the cache); only a build indexes it.
     let vendored = match &app.vendor_dir {
         Some(vendor_dir) => summary.time("scanning vendor/", || vendor::scan(vendor_dir))?,

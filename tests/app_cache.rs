@@ -274,3 +274,30 @@ fn a_staging_killed_midway_leaves_a_cache_the_next_push_can_use() {
         world.assert_app_works(&staging);
     }
 }
+
+#[test]
+fn bp_conda_clear_cache_starts_from_nothing_once() {
+    let world = World::new("numpy-web");
+    world.push("first").assert_success();
+    let cleared = world.push_with(
+        "cleared",
+        &world.zip,
+        world.options().env("BP_CONDA_CLEAR_CACHE", "true"),
+    );
+    cleared
+        .assert_success()
+        .assert_log_contains("-----> Clearing the app cache (BP_CONDA_CLEAR_CACHE)")
+        .assert_log_contains("Cache: miss (no cached environment)")
+        .assert_log_contains("Download [");
+    assert_eq!(
+        world.server.requests_ending_with(".sh"),
+        2,
+        "the installer was fetched again"
+    );
+    world.assert_app_works(&cleared);
+    // Unset again: the entry the cleared push saved is used.
+    world
+        .push("after")
+        .assert_success()
+        .assert_log_contains("Cache: hit");
+}
