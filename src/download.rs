@@ -349,7 +349,7 @@ impl Meter {
         } else if self.progress == Progress::Lines
             && self.last_line.elapsed() >= Duration::from_secs(5)
         {
-            println!(
+            eprintln!(
                 "       {}: {} so far",
                 self.label,
                 log::format_size(received)
@@ -363,7 +363,7 @@ impl Meter {
             bar.finish_and_clear();
         }
         if self.progress != Progress::Quiet {
-            println!("       {}: {}", self.label, log::format_size(received));
+            eprintln!("       {}: {}", self.label, log::format_size(received));
         }
     }
 }

@@ -392,3 +392,61 @@ fn a_hostile_vendored_archive_is_refused_naming_the_file() {
             "evil-1.0-0.tar.bz2 has an entry that escapes the package: ../../../../tmp/pwned",
         );
 }
+
+#[test]
+fn packaging_shows_progress_as_lines_in_a_pipeline_and_as_bars_on_a_terminal() {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let manifest = support::fixture_manifest(&server, dir.path());
+    let command = |output: &str| {
+        format!(
+            "{} package --cached --stack cflinuxfs4 --manifest {} --source {} --output {} --cache-dir {}",
+            support::BINARY,
+            manifest.display(),
+            support::repo().display(),
+            dir.path().join(output).display(),
+            dir.path().join(format!("downloads-{output}")).display(),
+        )
+    };
+    let piped = Command::new("sh")
+        .arg("-c")
+        .arg(command("piped"))
+        .output()
+        .unwrap();
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    let text = String::from_utf8_lossy(&piped.stderr);
+    assert!(
+        text.contains(&format!(
+            "Download [{}/installers/Miniconda2-4.7.12.1-Linux-x86_64.sh]",
+            server.url()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("Miniconda2-4.7.12.1-Linux-x86_64.sh: "),
+        "a plain line per download: {text}"
+    );
+    assert!(
+        !text.contains('\r') && !text.contains('\u{1b}'),
+        "no bar without a terminal: {text:?}"
+    );
+    // On a terminal (script(1) gives the command a pseudo-terminal), indicatif draws bars.
+    let terminal = Command::new("script")
+        .args(["-qec", &command("terminal"), "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(
+        terminal.status.success(),
+        "{}",
+        String::from_utf8_lossy(&terminal.stdout)
+    );
+    let text = String::from_utf8_lossy(&terminal.stdout);
+    assert!(
+        text.contains('\r') || text.contains('\u{1b}'),
+        "a bar on a terminal: {text:?}"
+    );
+}
