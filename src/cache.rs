@@ -196,7 +196,7 @@ impl Record {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Metadata {
+pub(crate) struct Metadata {
     format: u32,
     fingerprint: Fingerprint,
     created_unix: u64,
@@ -321,25 +321,7 @@ impl AppCache {
     fn read_metadata(entry: &Path) -> Result<Metadata, String> {
         let bytes = fs::read(entry.join(METADATA))
             .map_err(|error| format!("its metadata is unreadable ({error})"))?;
-        // The format comes first so that a future layout is named as such, not as garbage.
-        let format = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|value| value.get("format").and_then(serde_json::Value::as_u64));
-        match format {
-            Some(found) if found != u64::from(FORMAT) => {
-                return Err(format!(
-                    "it was written in cache format {found}; this buildpack reads format {FORMAT}"
-                ));
-            }
-            None => return Err("its metadata is not valid".into()),
-            Some(_) => {}
-        }
-        let metadata: Metadata = serde_json::from_slice(&bytes)
-            .map_err(|error| format!("its metadata is not valid ({error})"))?;
-        if metadata.body_checksum() != metadata.checksum {
-            return Err("its metadata was modified".into());
-        }
-        Ok(metadata)
+        parse_metadata(&bytes)
     }
 
     /// Restores the environment for `fingerprint` into `target` (which must not exist), or
@@ -509,6 +491,30 @@ impl AppCache {
     }
 }
 
+/// Parses an entry's `metadata.json`, checking its format and its own checksum: the cache
+/// is input from an earlier push, which may have been cut short or edited.
+pub(crate) fn parse_metadata(bytes: &[u8]) -> Result<Metadata, String> {
+    // The format comes first so that a future layout is named as such, not as garbage.
+    let format = serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|value| value.get("format").and_then(serde_json::Value::as_u64));
+    match format {
+        Some(found) if found != u64::from(FORMAT) => {
+            return Err(format!(
+                "it was written in cache format {found}; this buildpack reads format {FORMAT}"
+            ));
+        }
+        None => return Err("its metadata is not valid".into()),
+        Some(_) => {}
+    }
+    let metadata: Metadata = serde_json::from_slice(bytes)
+        .map_err(|error| format!("its metadata is not valid ({error})"))?;
+    if metadata.body_checksum() != metadata.checksum {
+        return Err("its metadata was modified".into());
+    }
+    Ok(metadata)
+}
+
 fn sync_dir(dir: &Path) {
     if let Ok(handle) = fs::File::open(dir) {
         let _ = handle.sync_all();
@@ -585,6 +591,7 @@ fn restore_records(
     let mut bytes = 0;
     let mut links_work = true;
     let mut directory_modes = Vec::new();
+    let mut symlinks = std::collections::HashSet::new();
     for record in records {
         let path = record.path();
         if Path::new(path)
@@ -593,10 +600,28 @@ fn restore_records(
         {
             return Err(format!("it names a path outside its tree: {path}"));
         }
+        // The buildpack never records a path below a link; restoring one would write
+        // wherever the link points.
+        if let Some(link) = Path::new(path)
+            .ancestors()
+            .skip(1)
+            .find(|ancestor| symlinks.contains(*ancestor))
+        {
+            return Err(format!(
+                "it names {path}, below the link {}",
+                link.display()
+            ));
+        }
+        if let Record::Symlink { .. } = record {
+            symlinks.insert(PathBuf::from(path));
+        }
         let from = source.join(path);
         let to = target.join(path);
         match record {
             Record::Dir { mode, .. } => {
+                if !fs::symlink_metadata(&from).is_ok_and(|metadata| metadata.is_dir()) {
+                    return Err(format!("{path} is missing"));
+                }
                 fs::create_dir(&to)
                     .map_err(|error| fail("cannot create", path, error.to_string()))?;
                 directory_modes.push((to, *mode));
@@ -813,6 +838,180 @@ mod tests {
                 "{name}: the corrupt entry is gone"
             );
         }
+    }
+
+    /// Every path of a saved entry (its metadata and each file, link and directory of its
+    /// tree), relative to the entry.
+    fn entry_paths(entry: &Path) -> Vec<PathBuf> {
+        let mut found = vec![PathBuf::from(METADATA)];
+        let mut pending = vec![PathBuf::from(TREE)];
+        while let Some(dir) = pending.pop() {
+            for child in fs::read_dir(entry.join(&dir)).unwrap().flatten() {
+                let relative = dir.join(child.file_name());
+                if child.file_type().unwrap().is_dir() {
+                    pending.push(relative.clone());
+                }
+                found.push(relative);
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn damage_to_any_file_of_an_entry_is_caught() {
+        type Damage = fn(&Path);
+        let damages: [(&str, Damage); 5] = [
+            ("truncated", |path| {
+                if path.is_dir() || path.is_symlink() {
+                    fsutil::remove_if_exists(path).unwrap();
+                } else {
+                    let half = fs::metadata(path).unwrap().len() / 2;
+                    fs::OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .unwrap()
+                        .set_len(half)
+                        .unwrap();
+                }
+            }),
+            ("deleted", |path| fsutil::remove_if_exists(path).unwrap()),
+            ("altered", |path| {
+                if path.is_symlink() {
+                    fs::remove_file(path).unwrap();
+                    std::os::unix::fs::symlink("/etc/passwd", path).unwrap();
+                } else if path.is_dir() {
+                    fs::write(path.join("intruder"), "x").unwrap();
+                } else {
+                    // Same size, other bytes: an edit, a bad sector, a half-finished copy.
+                    let mut bytes = fs::read(path).unwrap();
+                    for byte in &mut bytes {
+                        *byte = byte.wrapping_add(1);
+                    }
+                    fs::write(path, bytes).unwrap();
+                }
+            }),
+            ("made a link", |path| {
+                fsutil::remove_if_exists(path).unwrap();
+                std::os::unix::fs::symlink("/etc/passwd", path).unwrap();
+            }),
+            ("mode changed", |path| {
+                if !path.is_symlink() {
+                    let mode = fs::metadata(path).unwrap().mode();
+                    fs::set_permissions(path, fs::Permissions::from_mode((mode ^ 0o111) & 0o7777))
+                        .unwrap();
+                } else {
+                    fs::remove_file(path).unwrap();
+                    std::os::unix::fs::symlink("elsewhere", path).unwrap();
+                }
+            }),
+        ];
+        let scratch = tempfile::tempdir().unwrap();
+        let env = environment(scratch.path());
+        fs::create_dir_all(env.join("lib/empty")).unwrap();
+        fs::write(env.join("lib/libz.so.1"), vec![7_u8; 4096]).unwrap();
+        std::os::unix::fs::symlink("libz.so.1", env.join("lib/libz.so")).unwrap();
+        let root = scratch.path().join("cache");
+        let paths = {
+            let cache = AppCache::open(&root).unwrap();
+            cache.save(&fingerprint(), &env).unwrap();
+            entry_paths(&cache.entries()[0])
+        };
+        assert!(paths.len() >= 10, "{paths:?}");
+        let mut tried = 0;
+        for relative in &paths {
+            for (kind, damage) in &damages {
+                let cache = AppCache::open(&root).unwrap();
+                cache.save(&fingerprint(), &env).unwrap();
+                let entry = cache.entries().pop().unwrap();
+                // Saved and damaged in different instants, as in life.
+                std::thread::sleep(Duration::from_millis(2));
+                damage(&entry.join(relative));
+                let target = scratch.path().join("restored");
+                let outcome = cache.restore(&fingerprint(), &target);
+                // Harmless changes: a directory that gained a file (only recorded files are
+                // restored, the intruder stays behind), and the mode of a directory or of
+                // metadata.json (restored directories get their recorded modes).
+                let damaged = entry.join(relative);
+                let harmless = (*kind == "altered" && damaged.is_dir())
+                    || (*kind == "mode changed"
+                        && (damaged.is_dir() || relative == Path::new(METADATA)));
+                match outcome {
+                    Restore::Restored(_) if harmless => {
+                        assert!(
+                            *kind != "altered"
+                                || !target
+                                    .join(relative.strip_prefix(TREE).unwrap())
+                                    .join("intruder")
+                                    .exists()
+                        );
+                        fs::remove_dir_all(&target).unwrap();
+                    }
+                    Restore::Restored(_) => {
+                        panic!(
+                            "{} {kind}: a damaged entry was restored",
+                            relative.display()
+                        )
+                    }
+                    Restore::Corrupt(_) => {
+                        assert!(
+                            !target.exists(),
+                            "{} {kind}: a half-restored tree",
+                            relative.display()
+                        );
+                        assert!(
+                            cache.entries().is_empty(),
+                            "{} {kind}: the entry stays",
+                            relative.display()
+                        );
+                    }
+                    Restore::Stale(_) | Restore::Empty => {
+                        panic!("{} {kind}: not recognised as damaged", relative.display())
+                    }
+                }
+                tried += 1;
+            }
+        }
+        assert_eq!(tried, paths.len() * damages.len());
+    }
+
+    #[test]
+    fn a_forged_entry_cannot_restore_through_a_link() {
+        let scratch = tempfile::tempdir().unwrap();
+        let env = environment(scratch.path());
+        let cache = AppCache::open(&scratch.path().join("cache")).unwrap();
+        cache.save(&fingerprint(), &env).unwrap();
+        let entry = cache.entries().pop().unwrap();
+        // Someone rewrites the entry with a link out of it and a file below that link, and
+        // recomputes the metadata checksum: it is no secret.
+        let outside = scratch.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("planted"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, entry.join("tree/bin/out")).unwrap();
+        let mut metadata = parse_metadata(&fs::read(entry.join(METADATA)).unwrap()).unwrap();
+        let planted = fs::metadata(outside.join("planted")).unwrap();
+        metadata.records.push(Record::Symlink {
+            path: "bin/out".into(),
+            target: outside.display().to_string(),
+        });
+        metadata.records.push(Record::File {
+            path: "bin/out/planted".into(),
+            mode: planted.mode() & 0o7777,
+            size: planted.len(),
+            mtime_ns: mtime_ns(&planted),
+        });
+        metadata.checksum = metadata.body_checksum();
+        fs::write(entry.join(METADATA), serde_json::to_vec(&metadata).unwrap()).unwrap();
+        let target = scratch.path().join("restored");
+        let Restore::Corrupt(reason) = cache.restore(&fingerprint(), &target) else {
+            panic!("a forged entry was restored");
+        };
+        assert!(reason.contains("below the link bin/out"), "{reason}");
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            1,
+            "nothing written outside"
+        );
     }
 
     #[test]
