@@ -31,6 +31,14 @@ pub(crate) enum AppError {
     TooLarge { file: String, size: u64 },
     #[error("{file} is not UTF-8 text")]
     NotUtf8 { file: String },
+    #[error("{file} is not a regular file")]
+    NotAFile { file: String },
+    #[error("{file} is a link to {target}, outside the app")]
+    LinkOutsideApp { file: String, target: String },
+    #[error("{file} is a link to {target}, which does not exist")]
+    BrokenLink { file: String, target: String },
+    #[error("the app has neither environment.yml nor spec-file.txt")]
+    NothingToInstall,
     #[error("{file} is not valid YAML: {reason}")]
     InvalidYaml {
         file: String,
@@ -131,19 +139,28 @@ pub(crate) struct App {
 impl App {
     pub(crate) fn read(build_dir: &Path) -> Result<Self, AppError> {
         let environment = match find_environment_file(build_dir) {
-            Some(path) => Some(read_environment_file(&path)?),
+            Some(path) => Some(read_environment_file(build_dir, &path)?),
             None => None,
         };
-        let runtime_txt = match read_optional_text(&build_dir.join(RUNTIME_TXT))? {
+        let runtime_txt = match read_optional_text(build_dir, &build_dir.join(RUNTIME_TXT))? {
             Some(text) => Some(parse_runtime_txt(&text)?),
             None => None,
         };
-        let explicit_spec = match read_optional_bytes(&build_dir.join(EXPLICIT_SPEC_FILE))? {
-            Some(bytes) => Some(parse_explicit_spec(EXPLICIT_SPEC_FILE, bytes)?),
-            None => None,
-        };
+        let explicit_spec =
+            match read_optional_bytes(build_dir, &build_dir.join(EXPLICIT_SPEC_FILE))? {
+                Some(bytes) => Some(parse_explicit_spec(EXPLICIT_SPEC_FILE, bytes)?),
+                None => None,
+            };
+        if environment.is_none() && explicit_spec.is_none() {
+            return Err(AppError::NothingToInstall);
+        }
         let vendor = build_dir.join(VENDOR_DIR);
-        let vendor_dir = vendor.is_dir().then_some(vendor);
+        let vendor_dir = if fs::symlink_metadata(&vendor).is_ok() {
+            let resolved = resolve_inside_app(build_dir, &vendor)?;
+            resolved.is_dir().then_some(resolved)
+        } else {
+            None
+        };
         Ok(Self {
             environment,
             runtime_txt,
@@ -154,15 +171,21 @@ impl App {
 
     /// Whether this is an app for this buildpack at all (what `detect` answers).
     pub(crate) fn is_conda_app(build_dir: &Path) -> bool {
-        find_environment_file(build_dir).is_some() || build_dir.join(EXPLICIT_SPEC_FILE).is_file()
+        find_environment_file(build_dir).is_some() || present(&build_dir.join(EXPLICIT_SPEC_FILE))
     }
+}
+
+/// Whether the app has an entry of that name that could be the file: a file or a link (a link
+/// is then checked when it is read, so that a bad one is named rather than ignored).
+fn present(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|metadata| !metadata.is_dir())
 }
 
 pub(crate) fn find_environment_file(build_dir: &Path) -> Option<PathBuf> {
     ENVIRONMENT_FILES
         .iter()
         .map(|name| build_dir.join(name))
-        .find(|path| path.is_file())
+        .find(|path| present(path))
 }
 
 fn file_label(path: &Path) -> String {
@@ -172,36 +195,79 @@ fn file_label(path: &Path) -> String {
     )
 }
 
-fn read_optional_bytes(path: &Path) -> Result<Option<Vec<u8>>, AppError> {
-    if !path.exists() && fs::symlink_metadata(path).is_err() {
-        return Ok(None);
-    }
-    read_bounded(path).map(Some)
-}
-
-fn read_optional_text(path: &Path) -> Result<Option<String>, AppError> {
-    read_optional_bytes(path)?
-        .map(|bytes| into_text(path, bytes))
-        .transpose()
-}
-
-/// Reads at most `MAX_TEXT_FILE_BYTES`, refusing anything larger without reading it.
-fn read_bounded(path: &Path) -> Result<Vec<u8>, AppError> {
+/// The real path of the app's `path`, which must stay inside the app. A link is followed only
+/// when it points at another file of the app: one that leaves it would have staging read the
+/// staging machine's files (`/etc/passwd`) instead of the developer's.
+fn resolve_inside_app(build_dir: &Path, path: &Path) -> Result<PathBuf, AppError> {
     let file = file_label(path);
     let unreadable = |source| AppError::Unreadable {
         file: file.clone(),
         source,
     };
-    let handle = fs::File::open(path).map_err(unreadable)?;
-    let size = handle.metadata().map_err(unreadable)?.len();
-    if size > MAX_TEXT_FILE_BYTES {
-        return Err(AppError::TooLarge { file, size });
+    let metadata = fs::symlink_metadata(path).map_err(unreadable)?;
+    if !metadata.file_type().is_symlink() {
+        return Ok(path.to_path_buf());
     }
+    let target = fs::read_link(path).map_err(unreadable)?;
+    let app = fs::canonicalize(build_dir).map_err(unreadable)?;
+    match fs::canonicalize(path) {
+        Ok(resolved) if resolved.starts_with(&app) => Ok(resolved),
+        Ok(resolved) => Err(AppError::LinkOutsideApp {
+            file,
+            target: resolved.display().to_string(),
+        }),
+        Err(_) => Err(AppError::BrokenLink {
+            file,
+            target: target.display().to_string(),
+        }),
+    }
+}
+
+fn read_optional_bytes(build_dir: &Path, path: &Path) -> Result<Option<Vec<u8>>, AppError> {
+    if fs::symlink_metadata(path).is_err() {
+        return Ok(None);
+    }
+    read_bounded(build_dir, path).map(Some)
+}
+
+fn read_optional_text(build_dir: &Path, path: &Path) -> Result<Option<String>, AppError> {
+    read_optional_bytes(build_dir, path)?
+        .map(|bytes| into_text(path, bytes))
+        .transpose()
+}
+
+/// Reads at most `MAX_TEXT_FILE_BYTES` of a regular file inside the app, refusing anything
+/// larger without reading it, and anything that is not a file (a fifo would block staging).
+fn read_bounded(build_dir: &Path, path: &Path) -> Result<Vec<u8>, AppError> {
+    let file = file_label(path);
+    let unreadable = |source| AppError::Unreadable {
+        file: file.clone(),
+        source,
+    };
+    let resolved = resolve_inside_app(build_dir, path)?;
+    let metadata = fs::metadata(&resolved).map_err(unreadable)?;
+    if !metadata.is_file() {
+        return Err(AppError::NotAFile { file });
+    }
+    if metadata.len() > MAX_TEXT_FILE_BYTES {
+        return Err(AppError::TooLarge {
+            file,
+            size: metadata.len(),
+        });
+    }
+    let handle = fs::File::open(&resolved).map_err(unreadable)?;
     let mut bytes = Vec::new();
     handle
         .take(MAX_TEXT_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_TEXT_FILE_BYTES {
+        // It grew while being read.
+        return Err(AppError::TooLarge {
+            file,
+            size: bytes.len() as u64,
+        });
+    }
     Ok(bytes)
 }
 
@@ -216,9 +282,12 @@ fn into_text(path: &Path, bytes: Vec<u8>) -> Result<String, AppError> {
         .unwrap_or(text))
 }
 
-pub(crate) fn read_environment_file(path: &Path) -> Result<EnvironmentFile, AppError> {
+pub(crate) fn read_environment_file(
+    build_dir: &Path,
+    path: &Path,
+) -> Result<EnvironmentFile, AppError> {
     let file_name = file_label(path);
-    let bytes = read_bounded(path)?;
+    let bytes = read_bounded(build_dir, path)?;
     let text = into_text(path, bytes.clone())?;
     let spec = parse_environment(&file_name, &text)?;
     Ok(EnvironmentFile {

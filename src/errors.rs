@@ -182,6 +182,29 @@ fn app_message(error: &AppError) -> Message {
             vec![format!("{file} is not valid UTF-8.")],
             format!("Save {file} as UTF-8 text."),
         ),
+        AppError::NotAFile { file } => Message::new(
+            format!("{file} is not a regular file"),
+            vec![format!("The app's {file} is a directory, a pipe or a device, not a file.")],
+            format!("Push {file} as an ordinary text file."),
+        ),
+        AppError::LinkOutsideApp { file, target } => Message::new(
+            format!("{file} is a link that points outside the app"),
+            vec![
+                format!("{file} links to {target}."),
+                "Staging reads only the app's own files: a link out of the app would read the staging container's files, not yours.".into(),
+            ],
+            "Replace the link with the file itself (or a link to a file inside the app) and push again.",
+        ),
+        AppError::BrokenLink { file, target } => Message::new(
+            format!("{file} is a broken link"),
+            vec![format!("{file} links to {target}, which is not in the pushed app.")],
+            "Replace the link with the file itself and push again.",
+        ),
+        AppError::NothingToInstall => Message::new(
+            "The app has no environment.yml",
+            vec!["The conda buildpack installs what environment.yml (or an @EXPLICIT spec-file.txt) names, and this app has neither.".into()],
+            "Add an environment.yml at the root of the app (`conda env export --from-history > environment.yml`), or choose another buildpack with `cf push -b`.",
+        ),
         AppError::InvalidYaml {
             file,
             reason,
