@@ -36,6 +36,8 @@ pub(crate) enum DownloadError {
     Unreachable { url: String, reason: String },
     #[error("the download of {url} failed: {reason}")]
     Transfer { url: String, reason: String },
+    #[error("{url} redirects in a loop")]
+    RedirectLoop { url: String },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
 }
@@ -46,7 +48,8 @@ impl DownloadError {
         match self {
             Self::HttpStatus { status, .. } => *status >= 500 || *status == 429,
             Self::Unreachable { .. } | Self::Transfer { .. } => true,
-            Self::ChecksumMismatch { .. } | Self::Write { .. } => false,
+            // A loop answers the same way every time; retrying it only delays the message.
+            Self::ChecksumMismatch { .. } | Self::Write { .. } | Self::RedirectLoop { .. } => false,
         }
     }
 }
@@ -236,9 +239,8 @@ fn classify(shown: &str, error: &reqwest::Error) -> DownloadError {
         };
     }
     if error.is_redirect() {
-        return DownloadError::Transfer {
+        return DownloadError::RedirectLoop {
             url: shown.to_string(),
-            reason: format!("{cause} (a redirect loop?)"),
         };
     }
     if error.is_connect() || error.is_timeout() {

@@ -380,6 +380,13 @@ fn download_message(error: &DownloadError) -> Message {
             vec![format!("{url}: {reason}")],
             "The connection failed repeatedly. Push again, set BP_DOWNLOAD_TIMEOUT (seconds) for a slow link, or use the cached buildpack.",
         ),
+        DownloadError::RedirectLoop { url } => Message::new(
+            "A download redirects in a loop",
+            vec![format!(
+                "{url} kept redirecting (more than 10 times) and never answered with the file."
+            )],
+            "A server or proxy on the way is misconfigured. Ask the platform operator to check the proxy and mirror, or use the cached buildpack.",
+        ),
         DownloadError::Write { path, source } => Message::new(
             "A download could not be saved",
             vec![format!("{}: {source}", path.display())],
