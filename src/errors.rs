@@ -153,9 +153,11 @@ pub(crate) fn message(error: &Error) -> Message {
     }
 }
 
+const DISK_FULL: &str = "The staging container ran out of disk. Raise the app's disk quota (cf push -k 4G) and push again; the previous cache entry is intact.";
+
 fn disk_fix(source: &std::io::Error) -> String {
-    if source.raw_os_error() == Some(libc::ENOSPC) {
-        "The staging container ran out of disk. Raise the app's disk quota (cf push -k 4G) and push again; the previous cache entry is intact.".into()
+    if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+        DISK_FULL.into()
     } else {
         REPORT.into()
     }
@@ -315,11 +317,19 @@ fn installer_message(error: &InstallerError) -> Message {
                     .rev()
                     .map(|line| format!("  {line}")),
             );
-            Message::new(
-                format!("The {dependency} installer failed"),
-                body,
-                "If the output says the disk is full, raise the app's disk quota (cf push -k 4G); otherwise report it with this log.",
-            )
+            if crate::environment::mentions_full_disk(output) {
+                Message::new(
+                    format!("The {dependency} installer ran out of disk"),
+                    body,
+                    DISK_FULL,
+                )
+            } else {
+                Message::new(
+                    format!("The {dependency} installer failed"),
+                    body,
+                    "If the output says the disk is full, raise the app's disk quota (cf push -k 4G); otherwise report it with this log.",
+                )
+            }
         }
         InstallerError::NoConda { dependency, path } => Message::new(
             format!("The {dependency} installer did not install conda"),
@@ -454,6 +464,10 @@ fn environment_message(error: &EnvironmentError) -> Message {
                         "Staging had {} of memory and conda was stopped by SIGKILL, which is what the container's out-of-memory killer sends. Raise the app's memory (cf push -m 2G, or `memory:` in manifest.yml), or install from an @EXPLICIT spec-file.txt, which needs no solve.",
                         memory_limit_mib.map_or_else(|| "an unknown amount".to_string(), |mib| format!("{mib} MB"))
                     ),
+                ),
+                FailureKind::DiskFull => (
+                    "conda ran out of disk",
+                    DISK_FULL.to_string(),
                 ),
                 FailureKind::Other => (
                     "conda failed to create the environment",
