@@ -304,6 +304,14 @@ pub(crate) fn parse_environment(file: &str, text: &str) -> Result<EnvironmentSpe
         file: file.to_string(),
         reason,
     };
+    if let Err(nesting) = check_flow_nesting(text) {
+        return Err(AppError::InvalidYaml {
+            file: file.to_string(),
+            reason: nesting.to_string(),
+            line: Some(nesting.line),
+            column: Some(nesting.column),
+        });
+    }
     let document: Value = serde_yaml_ng::from_str(text).map_err(|error| {
         let location = error.location();
         AppError::InvalidYaml {
@@ -347,6 +355,45 @@ pub(crate) fn parse_environment(file: &str, text: &str) -> Result<EnvironmentSpe
         }
     }
     Ok(spec)
+}
+
+/// Brackets nested deeper than this are refused before the YAML parser sees them.
+const MAX_FLOW_NESTING: usize = 256;
+
+/// Where a YAML text nests its `[` and `{` deeper than [`MAX_FLOW_NESTING`].
+#[derive(Debug, thiserror::Error)]
+#[error("brackets nested more than {MAX_FLOW_NESTING} deep at line {line}, column {column}")]
+pub(crate) struct TooDeep {
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+}
+
+/// libyaml's scanner (under serde_yaml) revisits every open bracket for every token, so the
+/// time to reject `[[[[...` grows with the square of its length: a megabyte of brackets
+/// would hold staging for minutes before the parser's own depth limit ever speaks. Every
+/// bracket counts here, quoted or not: no real file nests anywhere near this deep, so the
+/// count needs no YAML rules that an input could play against it.
+pub(crate) fn check_flow_nesting(text: &str) -> Result<(), TooDeep> {
+    let mut depth: usize = 0;
+    let (mut line, mut column) = (1, 0);
+    for character in text.chars() {
+        column += 1;
+        match character {
+            '\n' => {
+                line += 1;
+                column = 0;
+            }
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_FLOW_NESTING {
+                    return Err(TooDeep { line, column });
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn describe(value: &Value) -> &'static str {
@@ -751,6 +798,92 @@ mod tests {
         let started = std::time::Instant::now();
         assert!(parse_environment("environment.yml", &text).is_err());
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    fn app_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app");
+        fs::create_dir_all(&app).unwrap();
+        for (name, text) in files {
+            let path = app.join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn links_are_followed_only_inside_the_app() {
+        let dir = app_with(&[("envs/prod.yml", "dependencies: [numpy]\n")]);
+        let app = dir.path().join("app");
+        std::os::unix::fs::symlink("envs/prod.yml", app.join("environment.yml")).unwrap();
+        let read = App::read(&app).unwrap();
+        assert_eq!(read.environment.unwrap().spec.conda_specs().count(), 1);
+
+        fs::write(dir.path().join("outside.yml"), "dependencies: [numpy]\n").unwrap();
+        fs::remove_file(app.join("environment.yml")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside.yml"), app.join("environment.yml"))
+            .unwrap();
+        let error = App::read(&app).unwrap_err().to_string();
+        assert!(error.contains("environment.yml is a link to") && error.contains("outside.yml"), "{error}");
+
+        fs::remove_file(app.join("environment.yml")).unwrap();
+        std::os::unix::fs::symlink("../../nowhere.yml", app.join("environment.yml")).unwrap();
+        assert!(matches!(App::read(&app), Err(AppError::BrokenLink { .. })));
+        assert!(App::is_conda_app(&app), "a bad link is named, not ignored");
+
+        fs::remove_file(app.join("environment.yml")).unwrap();
+        fs::write(app.join("environment.yml"), "dependencies: [numpy]\n").unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", app.join("runtime.txt")).unwrap();
+        assert!(matches!(App::read(&app), Err(AppError::LinkOutsideApp { ref file, .. }) if file == "runtime.txt"));
+        fs::remove_file(app.join("runtime.txt")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), app.join("vendor")).unwrap();
+        assert!(matches!(App::read(&app), Err(AppError::LinkOutsideApp { ref file, .. }) if file == "vendor"));
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = app_with(&[]);
+        let app = dir.path().join("app");
+        let fifo = std::ffi::CString::new(app.join("environment.yml").to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        // A fifo would block a reader forever; it is refused without being opened.
+        assert!(matches!(App::read(&app), Err(AppError::NotAFile { .. })));
+        fs::remove_file(app.join("environment.yml")).unwrap();
+        fs::write(app.join("environment.yml"), "dependencies: [numpy]\n").unwrap();
+        fs::create_dir(app.join("runtime.txt")).unwrap();
+        assert!(matches!(App::read(&app), Err(AppError::NotAFile { .. })));
+    }
+
+    #[test]
+    fn an_app_without_an_environment_is_refused() {
+        let dir = app_with(&[("app.py", "print(1)\n"), ("runtime.txt", "python-3.11\n")]);
+        assert!(matches!(
+            App::read(&dir.path().join("app")),
+            Err(AppError::NothingToInstall)
+        ));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_quickly() {
+        let text = format!("dependencies: {}", "[".repeat(100_000));
+        let started = std::time::Instant::now();
+        let error = parse_environment("environment.yml", &text).unwrap_err();
+        assert!(
+            error.to_string().contains("brackets nested more than 256 deep at line 1, column 271"),
+            "{error}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_millis(500));
+        let braces = format!("dependencies: {}", "{a: ".repeat(250_000));
+        let started = std::time::Instant::now();
+        assert!(parse_environment("environment.yml", &braces).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_millis(500));
+        // Brackets that close again are as deep as they look.
+        let wide = format!("dependencies: [{}]\n", vec!["\"numpy[version='>=1.2']\""; 5_000].join(", "));
+        assert_eq!(parse_environment("environment.yml", &wide).unwrap().conda_specs().count(), 5_000);
+        let text = format!("dependencies:\n{}", (0..5_000).map(|depth| format!("{}- \n", "  ".repeat(depth))).collect::<String>());
+        assert!(parse_environment("environment.yml", &text).is_err());
     }
 
     #[test]
