@@ -80,6 +80,33 @@ pub mod fuzzing {
         }
     }
 
+    /// A package's `info/index.json`, parsed and turned into the repodata record the
+    /// buildpack writes for a vendored package.
+    pub fn index_json(bytes: &[u8]) {
+        let path = Path::new("fuzz-1.0-0.tar.bz2");
+        if let Ok(index) = crate::archive::parse_index_json(path, bytes.to_vec()) {
+            if let Ok(record) = rattler_conda_types::PackageRecord::from_index_json(
+                index,
+                Some(bytes.len() as u64),
+                None,
+                None,
+            ) {
+                let _ = serde_json::to_value(&record);
+            }
+        }
+    }
+
+    /// The tar inside a conda package, uncompressed, so that the fuzzer mutates tar headers
+    /// rather than bzip2 checksums.
+    pub fn package_tar(bytes: &[u8]) {
+        let _ = crate::archive::inspect_tar(Path::new("fuzz-1.0-0.tar.bz2"), bytes);
+    }
+
+    /// A cache entry's `metadata.json`, left by an earlier push.
+    pub fn cache_metadata(bytes: &[u8]) {
+        let _ = crate::cache::parse_metadata(bytes);
+    }
+
     /// A Procfile.
     pub fn procfile(bytes: &[u8]) {
         if let Ok(text) = std::str::from_utf8(bytes) {
