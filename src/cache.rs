@@ -471,6 +471,36 @@ impl AppCache {
         fsutil::tree_size(&self.root).unwrap_or(0)
     }
 
+    /// Removes the extracted packages in conda's package cache whose files no longer match
+    /// their `info/paths.json` (missing, or of another size or kind), and returns their names.
+    /// conda links an extracted package as it finds it: a file truncated or deleted there
+    /// (a full disk, a killed copy, a bad sector) would end up in the app's environment. With
+    /// the directory gone, conda unpacks the package again from its verified tarball, or
+    /// downloads it.
+    pub(crate) fn drop_damaged_packages(&self) -> Vec<String> {
+        let Ok(children) = fs::read_dir(self.pkgs_dir()) else {
+            return Vec::new();
+        };
+        let mut dropped = Vec::new();
+        for child in children.flatten() {
+            let path = child.path();
+            if !child.file_type().is_ok_and(|kind| kind.is_dir()) {
+                continue;
+            }
+            let Ok(bytes) = fs::read(path.join("info/paths.json")) else {
+                continue;
+            };
+            let sound = serde_json::from_slice::<PathsJson>(&bytes)
+                .is_ok_and(|paths| paths.paths.iter().all(|entry| entry.is_intact(&path)));
+            if !sound {
+                let _ = fsutil::remove_if_exists(&path);
+                dropped.push(child.file_name().to_string_lossy().into_owned());
+            }
+        }
+        dropped.sort();
+        dropped
+    }
+
     /// Removes conda's repodata index cache and packages the environment does not use, so the
     /// package cache holds this environment's packages and no more.
     pub(crate) fn prune_packages(&self, used: &[String]) {
@@ -513,6 +543,47 @@ pub(crate) fn parse_metadata(bytes: &[u8]) -> Result<Metadata, String> {
         return Err("its metadata was modified".into());
     }
     Ok(metadata)
+}
+
+/// `info/paths.json` of an extracted package: what conda will link from it.
+#[derive(Deserialize)]
+struct PathsJson {
+    paths: Vec<PathEntry>,
+}
+
+#[derive(Deserialize)]
+struct PathEntry {
+    #[serde(rename = "_path")]
+    path: String,
+    #[serde(default)]
+    path_type: Option<String>,
+    #[serde(default)]
+    size_in_bytes: Option<u64>,
+}
+
+impl PathEntry {
+    fn is_intact(&self, package: &Path) -> bool {
+        // A path that leaves the package is not one conda would link; leave it to conda.
+        if Path::new(&self.path)
+            .components()
+            .any(|component| !matches!(component, std::path::Component::Normal(_)))
+        {
+            return true;
+        }
+        let Ok(metadata) = fs::symlink_metadata(package.join(&self.path)) else {
+            return false;
+        };
+        match self.path_type.as_deref() {
+            Some("softlink") => metadata.file_type().is_symlink(),
+            Some("directory") => metadata.is_dir(),
+            _ => {
+                metadata.is_file()
+                    && self
+                        .size_in_bytes
+                        .is_none_or(|size| size == metadata.len())
+            }
+        }
+    }
 }
 
 fn sync_dir(dir: &Path) {
@@ -1012,6 +1083,45 @@ mod tests {
             1,
             "nothing written outside"
         );
+    }
+
+    #[test]
+    fn damaged_extracted_packages_are_dropped_and_sound_ones_kept() {
+        let scratch = tempfile::tempdir().unwrap();
+        let cache = AppCache::open(scratch.path()).unwrap();
+        let package = |name: &str, files: &[(&str, &str)]| {
+            let dir = cache.pkgs_dir().join(name);
+            fs::create_dir_all(dir.join("info")).unwrap();
+            let mut paths = Vec::new();
+            for (path, content) in files {
+                fs::create_dir_all(dir.join(path).parent().unwrap()).unwrap();
+                fs::write(dir.join(path), content).unwrap();
+                paths.push(serde_json::json!({
+                    "_path": path, "path_type": "hardlink", "size_in_bytes": content.len()
+                }));
+            }
+            fs::write(
+                dir.join("info/paths.json"),
+                serde_json::json!({"paths": paths, "paths_version": 1}).to_string(),
+            )
+            .unwrap();
+            dir
+        };
+        package("sound-1-0", &[("lib/a.py", "a = 1\n")]);
+        let truncated = package("truncated-1-0", &[("lib/b.py", "b = 1\n")]);
+        fs::write(truncated.join("lib/b.py"), "b").unwrap();
+        let deleted = package("deleted-1-0", &[("lib/c.py", "c = 1\n"), ("bin/c", "#!x")]);
+        fs::remove_file(deleted.join("bin/c")).unwrap();
+        let garbage = package("garbage-1-0", &[]);
+        fs::write(garbage.join("info/paths.json"), "{").unwrap();
+        fs::write(cache.pkgs_dir().join("sound-1-0.tar.bz2"), "tarball").unwrap();
+        assert_eq!(
+            cache.drop_damaged_packages(),
+            ["deleted-1-0", "garbage-1-0", "truncated-1-0"]
+        );
+        assert!(cache.pkgs_dir().join("sound-1-0/lib/a.py").is_file());
+        assert!(cache.pkgs_dir().join("sound-1-0.tar.bz2").is_file());
+        assert!(!truncated.exists() && !deleted.exists() && !garbage.exists());
     }
 
     #[test]

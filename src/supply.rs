@@ -165,6 +165,17 @@ fn build(
     let (installer_file, _origin) = summary.time("obtaining the installer", || {
         installer::obtain(dependency, &buildpack.dir, &cache.installers_dir())
     })?;
+    let damaged = cache.drop_damaged_packages();
+    if !damaged.is_empty() {
+        log::warning(&format!(
+            "Discarding {} damaged package{} from conda's package cache ({}); conda unpacks \
+             or downloads {} again.",
+            damaged.len(),
+            if damaged.len() == 1 { "" } else { "s" },
+            damaged.join(", "),
+            if damaged.len() == 1 { "it" } else { "them" }
+        ));
+    }
     let base = work.join("base");
     let conda_executable = summary.time("running the installer", || {
         installer::install(dependency, &installer_file, &base, &scratch)
