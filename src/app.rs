@@ -314,11 +314,30 @@ pub(crate) fn parse_environment(file: &str, text: &str) -> Result<EnvironmentSpe
     }
     let document: Value = serde_yaml_ng::from_str(text).map_err(|error| {
         let location = error.location();
+        let mut line = location.as_ref().map(serde_yaml_ng::Location::line);
+        let mut column = location.as_ref().map(serde_yaml_ng::Location::column);
+        // The parser points at the mapping that holds a duplicate key, often line 1; the
+        // line to fix is where the key appears the second time.
+        if let (Some(at), Some(indent)) = (line, column) {
+            if let Some(second) = duplicate_key_line(text, &error.to_string(), at, indent) {
+                line = Some(second);
+                column = Some(indent);
+            }
+        }
+        let reason = error.to_string();
+        let reason = match location {
+            Some(location) if line != Some(location.line()) => reason
+                .split(" at line ")
+                .next()
+                .unwrap_or(&reason)
+                .to_string(),
+            _ => reason,
+        };
         AppError::InvalidYaml {
             file: file.to_string(),
-            reason: error.to_string(),
-            line: location.as_ref().map(serde_yaml_ng::Location::line),
-            column: location.as_ref().map(serde_yaml_ng::Location::column),
+            reason,
+            line,
+            column,
         }
     })?;
     let mapping = match document {
@@ -355,6 +374,33 @@ pub(crate) fn parse_environment(file: &str, text: &str) -> Result<EnvironmentSpe
         }
     }
     Ok(spec)
+}
+
+/// For serde_yaml's `duplicate entry with key "K"` in the block mapping at `line`, `column`:
+/// the line where K appears again at that indentation.
+fn duplicate_key_line(text: &str, reason: &str, line: usize, column: usize) -> Option<usize> {
+    let key = reason
+        .strip_prefix("duplicate entry with key \"")?
+        .split('"')
+        .next()?;
+    let indent = column.checked_sub(1)?;
+    let mut seen = 0;
+    for (number, content) in text.lines().enumerate().skip(line.saturating_sub(1)) {
+        let Some(rest) = content.get(indent..) else {
+            continue;
+        };
+        let at_indent = content[..indent].chars().all(|c| c == ' ');
+        let names_key = [format!("{key}:"), format!("\"{key}\":"), format!("'{key}':")]
+            .iter()
+            .any(|form| rest.starts_with(form.as_str()));
+        if at_indent && names_key {
+            seen += 1;
+            if seen == 2 {
+                return Some(number + 1);
+            }
+        }
+    }
+    None
 }
 
 /// Brackets nested deeper than this are refused before the YAML parser sees them.
@@ -774,10 +820,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("empty"), "{error}");
-        let error = parse_environment("environment.yml", "dependencies: [a]\ndependencies: [b]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("duplicate"), "{error}");
+        let error = parse_environment(
+            "environment.yml",
+            "name: x\ndependencies: [a]\nchannels: []\ndependencies: [b]\n",
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("duplicate"), "{error}");
+        assert!(
+            matches!(error, AppError::InvalidYaml { line: Some(4), column: Some(1), .. }),
+            "{error:?}"
+        );
         let error = parse_environment("environment.yml", "depends: [a]\n")
             .unwrap_err()
             .to_string();
