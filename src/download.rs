@@ -176,7 +176,7 @@ fn fetch_once(
                 Err(error) => {
                     return Err(DownloadError::Transfer {
                         url: shown.clone(),
-                        reason: format!("{error} after {received} bytes"),
+                        reason: broken_body(&error, received, expected_length),
                     });
                 }
             };
@@ -209,6 +209,36 @@ fn fetch_once(
         let _ = fs::remove_file(&partial);
     }
     result
+}
+
+/// What broke a transfer midway, in words: reqwest's own ("error decoding response body")
+/// says neither that the server went quiet nor that the connection closed.
+fn broken_body(error: &io::Error, received: u64, expected: Option<u64>) -> String {
+    let progress = match expected {
+        Some(expected) => format!("{received} of {expected} bytes"),
+        None => format!("{received} bytes"),
+    };
+    let mut timed_out = error.kind() == io::ErrorKind::TimedOut;
+    let mut cause = error.to_string();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    while let Some(inner) = source {
+        timed_out |= inner
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_timeout)
+            || inner
+                .downcast_ref::<io::Error>()
+                .is_some_and(|inner| inner.kind() == io::ErrorKind::TimedOut);
+        cause = inner.to_string();
+        source = inner.source();
+    }
+    if timed_out || cause.contains("timed out") {
+        format!(
+            "the server sent nothing for {}s after {progress} (BP_DOWNLOAD_TIMEOUT)",
+            stall_timeout().as_secs()
+        )
+    } else {
+        format!("the connection broke after {progress} ({cause})")
+    }
 }
 
 fn partial_path(target: &Path) -> PathBuf {
