@@ -62,6 +62,14 @@ pub(crate) fn unpack(zip: &Path, target: &Path) -> Result<(), LifecycleError> {
     };
     let mut archive = zip::ZipArchive::new(file).map_err(corrupt)?;
     check_sizes(zip, &mut archive)?;
+    // The zip crate keeps one entry per name (the last), so a name stored twice is only seen
+    // in the central directory itself.
+    if let Some(entry) = duplicate_name(zip).map_err(local_io("read", zip))? {
+        return Err(LifecycleError::ZipEntryDuplicate {
+            zip: zip.to_path_buf(),
+            entry,
+        });
+    }
     let mut names = std::collections::HashSet::new();
     let mut links = Vec::new();
     // Directory modes are applied last: a read-only directory stored early must not stop
@@ -181,16 +189,16 @@ pub(crate) fn unpack(zip: &Path, target: &Path) -> Result<(), LifecycleError> {
 fn check_sizes(zip: &Path, archive: &mut zip::ZipArchive<File>) -> Result<(), LifecycleError> {
     let mut total: u64 = 0;
     for index in 0..archive.len() {
-        let entry = archive
-            .by_index_raw(index)
-            .map_err(|source| LifecycleError::BuildpackZipCorrupt {
-                zip: zip.to_path_buf(),
-                source,
-            })?;
+        let entry =
+            archive
+                .by_index_raw(index)
+                .map_err(|source| LifecycleError::BuildpackZipCorrupt {
+                    zip: zip.to_path_buf(),
+                    source,
+                })?;
         let size = entry.size();
         total = total.saturating_add(size);
-        let bomb = size > BOMB_THRESHOLD
-            && size / entry.compressed_size().max(1) > MAX_RATIO;
+        let bomb = size > BOMB_THRESHOLD && size / entry.compressed_size().max(1) > MAX_RATIO;
         if bomb || total > MAX_UNPACKED {
             return Err(LifecycleError::ZipBomb {
                 zip: zip.to_path_buf(),
@@ -200,6 +208,57 @@ fn check_sizes(zip: &Path, archive: &mut zip::ZipArchive<File>) -> Result<(), Li
         }
     }
     Ok(())
+}
+
+/// The first name the zip's central directory lists twice. Zip64 archives (over 4 GiB,
+/// which no buildpack is) are not read.
+fn duplicate_name(zip: &Path) -> io::Result<Option<String>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(zip)?;
+    let length = file.metadata()?.len();
+    // The end record is 22 bytes plus a comment of at most 64 KiB.
+    let tail_length = length.min(22 + 65_535);
+    file.seek(SeekFrom::Start(length - tail_length))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)?;
+    let Some(end) = tail.windows(4).rposition(|window| window == b"PK\x05\x06") else {
+        return Ok(None);
+    };
+    let field = |bytes: &[u8], at: usize, width: usize| -> Option<u64> {
+        let slice = bytes.get(at..at + width)?;
+        Some(slice.iter().rev().fold(0, |value, byte| value << 8 | u64::from(*byte)))
+    };
+    let (Some(size), Some(offset)) = (field(&tail, end + 12, 4), field(&tail, end + 16, 4))
+    else {
+        return Ok(None);
+    };
+    if offset == 0xFFFF_FFFF || size == 0xFFFF_FFFF || offset + size > length {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(offset))?;
+    let mut directory = vec![0; usize::try_from(size).unwrap_or(0)];
+    file.read_exact(&mut directory)?;
+    let mut names = std::collections::HashSet::new();
+    let mut at = 0;
+    while directory.get(at..at + 4) == Some(b"PK\x01\x02") {
+        let (Some(name_length), Some(extra), Some(comment)) = (
+            field(&directory, at + 28, 2),
+            field(&directory, at + 30, 2),
+            field(&directory, at + 32, 2),
+        ) else {
+            break;
+        };
+        let name_length = usize::try_from(name_length).unwrap_or(0);
+        let Some(name) = directory.get(at + 46..at + 46 + name_length) else {
+            break;
+        };
+        let name = String::from_utf8_lossy(name).into_owned();
+        if !name.ends_with('/') && !names.insert(name.clone()) {
+            return Ok(Some(name));
+        }
+        at += 46 + name_length + usize::try_from(extra + comment).unwrap_or(0);
+    }
+    Ok(None)
 }
 
 /// Whether a symlink stored at `relative` with `target` resolves inside the buildpack's
