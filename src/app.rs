@@ -390,9 +390,13 @@ fn duplicate_key_line(text: &str, reason: &str, line: usize, column: usize) -> O
             continue;
         };
         let at_indent = content[..indent].chars().all(|c| c == ' ');
-        let names_key = [format!("{key}:"), format!("\"{key}\":"), format!("'{key}':")]
-            .iter()
-            .any(|form| rest.starts_with(form.as_str()));
+        let names_key = [
+            format!("{key}:"),
+            format!("\"{key}\":"),
+            format!("'{key}':"),
+        ]
+        .iter()
+        .any(|form| rest.starts_with(form.as_str()));
         if at_indent && names_key {
             seen += 1;
             if seen == 2 {
@@ -827,7 +831,14 @@ mod tests {
         .unwrap_err();
         assert!(error.to_string().contains("duplicate"), "{error}");
         assert!(
-            matches!(error, AppError::InvalidYaml { line: Some(4), column: Some(1), .. }),
+            matches!(
+                error,
+                AppError::InvalidYaml {
+                    line: Some(4),
+                    column: Some(1),
+                    ..
+                }
+            ),
             "{error:?}"
         );
         let error = parse_environment("environment.yml", "depends: [a]\n")
@@ -877,7 +888,10 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("outside.yml"), app.join("environment.yml"))
             .unwrap();
         let error = App::read(&app).unwrap_err().to_string();
-        assert!(error.contains("environment.yml is a link to") && error.contains("outside.yml"), "{error}");
+        assert!(
+            error.contains("environment.yml is a link to") && error.contains("outside.yml"),
+            "{error}"
+        );
 
         fs::remove_file(app.join("environment.yml")).unwrap();
         std::os::unix::fs::symlink("../../nowhere.yml", app.join("environment.yml")).unwrap();
@@ -886,11 +900,15 @@ mod tests {
 
         fs::remove_file(app.join("environment.yml")).unwrap();
         fs::write(app.join("environment.yml"), "dependencies: [numpy]\n").unwrap();
-        std::os::unix::fs::symlink("/etc/hostname", app.join("runtime.txt")).unwrap();
-        assert!(matches!(App::read(&app), Err(AppError::LinkOutsideApp { ref file, .. }) if file == "runtime.txt"));
+        std::os::unix::fs::symlink("/etc/passwd", app.join("runtime.txt")).unwrap();
+        assert!(
+            matches!(App::read(&app), Err(AppError::LinkOutsideApp { ref file, .. }) if file == "runtime.txt")
+        );
         fs::remove_file(app.join("runtime.txt")).unwrap();
         std::os::unix::fs::symlink(dir.path(), app.join("vendor")).unwrap();
-        assert!(matches!(App::read(&app), Err(AppError::LinkOutsideApp { ref file, .. }) if file == "vendor"));
+        assert!(
+            matches!(App::read(&app), Err(AppError::LinkOutsideApp { ref file, .. }) if file == "vendor")
+        );
     }
 
     #[test]
@@ -923,7 +941,9 @@ mod tests {
         let started = std::time::Instant::now();
         let error = parse_environment("environment.yml", &text).unwrap_err();
         assert!(
-            error.to_string().contains("brackets nested more than 256 deep at line 1, column 271"),
+            error
+                .to_string()
+                .contains("brackets nested more than 256 deep at line 1, column 271"),
             "{error}"
         );
         assert!(started.elapsed() < std::time::Duration::from_millis(500));
@@ -932,9 +952,23 @@ mod tests {
         assert!(parse_environment("environment.yml", &braces).is_err());
         assert!(started.elapsed() < std::time::Duration::from_millis(500));
         // Brackets that close again are as deep as they look.
-        let wide = format!("dependencies: [{}]\n", vec!["\"numpy[version='>=1.2']\""; 5_000].join(", "));
-        assert_eq!(parse_environment("environment.yml", &wide).unwrap().conda_specs().count(), 5_000);
-        let text = format!("dependencies:\n{}", (0..5_000).map(|depth| format!("{}- \n", "  ".repeat(depth))).collect::<String>());
+        let wide = format!(
+            "dependencies: [{}]\n",
+            vec!["\"numpy[version='>=1.2']\""; 5_000].join(", ")
+        );
+        assert_eq!(
+            parse_environment("environment.yml", &wide)
+                .unwrap()
+                .conda_specs()
+                .count(),
+            5_000
+        );
+        let text = format!(
+            "dependencies:\n{}",
+            (0..5_000)
+                .map(|depth| format!("{}- \n", "  ".repeat(depth)))
+                .collect::<String>()
+        );
         assert!(parse_environment("environment.yml", &text).is_err());
     }
 

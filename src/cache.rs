@@ -576,12 +576,7 @@ impl PathEntry {
         match self.path_type.as_deref() {
             Some("softlink") => metadata.file_type().is_symlink(),
             Some("directory") => metadata.is_dir(),
-            _ => {
-                metadata.is_file()
-                    && self
-                        .size_in_bytes
-                        .is_none_or(|size| size == metadata.len())
-            }
+            _ => metadata.is_file() && self.size_in_bytes.is_none_or(|size| size == metadata.len()),
         }
     }
 }
