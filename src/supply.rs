@@ -107,8 +107,14 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
         match summary.time("saving the cache", || cache.save(&fingerprint, &env_dir)) {
             Ok(()) => {}
             Err(error) => log::warning(&format!(
-                "Could not save the environment to the cache ({error}). The app is fine; the \
-                 next push builds the environment again."
+                "Could not save the environment to the cache ({error}). The app is fine and \
+                 the cache keeps what it had; the next push of this environment builds it \
+                 again.{}",
+                if error.source.raw_os_error() == Some(libc::ENOSPC) {
+                    " A bigger disk quota (cf push -k 4G) leaves room for the cache."
+                } else {
+                    ""
+                }
             )),
         }
     }
