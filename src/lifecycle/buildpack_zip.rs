@@ -226,10 +226,14 @@ fn duplicate_name(zip: &Path) -> io::Result<Option<String>> {
     };
     let field = |bytes: &[u8], at: usize, width: usize| -> Option<u64> {
         let slice = bytes.get(at..at + width)?;
-        Some(slice.iter().rev().fold(0, |value, byte| value << 8 | u64::from(*byte)))
+        Some(
+            slice
+                .iter()
+                .rev()
+                .fold(0, |value, byte| value << 8 | u64::from(*byte)),
+        )
     };
-    let (Some(size), Some(offset)) = (field(&tail, end + 12, 4), field(&tail, end + 16, 4))
-    else {
+    let (Some(size), Some(offset)) = (field(&tail, end + 12, 4), field(&tail, end + 16, 4)) else {
         return Ok(None);
     };
     if offset == 0xFFFF_FFFF || size == 0xFFFF_FFFF || offset + size > length {
