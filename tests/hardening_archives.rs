@@ -316,7 +316,9 @@ fn a_hostile_buildpack_zip_is_refused_before_anything_is_written_outside() {
     let escaping = format!("../../../../../../../..{}/climbed", outside.display());
     let file = 0o100_644;
     let link = 0o120_777;
-    let cases: Vec<(&str, Vec<(&str, &[u8], u32)>, String)> = vec![
+    // (case, extra entries as (name, bytes, full mode), what the refusal says)
+    type Extra<'a> = Vec<(&'a str, &'a [u8], u32)>;
+    let cases: Vec<(&str, Extra, String)> = vec![
         (
             "dotdot",
             vec![(escaping.as_str(), b"x", file)],
