@@ -40,10 +40,25 @@ pub fn run() -> std::process::ExitCode {
 pub mod fuzzing {
     use std::path::Path;
 
-    /// environment.yml, as staging reads it.
+    /// environment.yml, as staging reads it, and the Python decision made from it.
     pub fn environment_yml(bytes: &[u8]) {
-        if let Ok(text) = std::str::from_utf8(bytes) {
-            let _ = crate::app::parse_environment("environment.yml", text);
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return;
+        };
+        if let Ok(spec) = crate::app::parse_environment("environment.yml", text) {
+            let app = crate::app::App {
+                environment: Some(crate::app::EnvironmentFile {
+                    file_name: "environment.yml".into(),
+                    bytes: bytes.to_vec(),
+                    spec,
+                }),
+                runtime_txt: None,
+                explicit_spec: None,
+                vendor_dir: None,
+            };
+            if let Ok(decision) = crate::python_version::decide(&app) {
+                let _ = decision.choice.to_string();
+            }
         }
     }
 
