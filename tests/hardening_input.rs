@@ -137,6 +137,19 @@ fn bad_environment_files_fail_with_a_clear_message_in_bounded_time_and_memory() 
             ],
         ),
         (
+            // The one spec the buildpack reads itself, absurdly long.
+            "python spec",
+            format!(
+                "dependencies:\n  - python {}\n",
+                (0..5_000)
+                    .map(|i| format!("{}.{i}", i % 9 + 1))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            )
+            .into_bytes(),
+            &["is not a valid Python spec", "it is 33896 characters long"],
+        ),
+        (
             "alias bomb",
             alias_bomb().into_bytes(),
             &[
