@@ -31,6 +31,14 @@ pub(crate) enum AppError {
     TooLarge { file: String, size: u64 },
     #[error("{file} is not UTF-8 text")]
     NotUtf8 { file: String },
+    #[error("{file} is not a regular file")]
+    NotAFile { file: String },
+    #[error("{file} is a link to {target}, outside the app")]
+    LinkOutsideApp { file: String, target: String },
+    #[error("{file} is a link to {target}, which does not exist")]
+    BrokenLink { file: String, target: String },
+    #[error("the app has neither environment.yml nor spec-file.txt")]
+    NothingToInstall,
     #[error("{file} is not valid YAML: {reason}")]
     InvalidYaml {
         file: String,
@@ -137,19 +145,28 @@ impl App {
             return Err(AppError::NotCondaApp);
         }
         let environment = match find_environment_file(build_dir) {
-            Some(path) => Some(read_environment_file(&path)?),
+            Some(path) => Some(read_environment_file(build_dir, &path)?),
             None => None,
         };
-        let runtime_txt = match read_optional_text(&build_dir.join(RUNTIME_TXT))? {
+        let runtime_txt = match read_optional_text(build_dir, &build_dir.join(RUNTIME_TXT))? {
             Some(text) => Some(parse_runtime_txt(&text)?),
             None => None,
         };
-        let explicit_spec = match read_optional_bytes(&build_dir.join(EXPLICIT_SPEC_FILE))? {
-            Some(bytes) => Some(parse_explicit_spec(EXPLICIT_SPEC_FILE, bytes)?),
-            None => None,
-        };
+        let explicit_spec =
+            match read_optional_bytes(build_dir, &build_dir.join(EXPLICIT_SPEC_FILE))? {
+                Some(bytes) => Some(parse_explicit_spec(EXPLICIT_SPEC_FILE, bytes)?),
+                None => None,
+            };
+        if environment.is_none() && explicit_spec.is_none() {
+            return Err(AppError::NothingToInstall);
+        }
         let vendor = build_dir.join(VENDOR_DIR);
-        let vendor_dir = vendor.is_dir().then_some(vendor);
+        let vendor_dir = if fs::symlink_metadata(&vendor).is_ok() {
+            let resolved = resolve_inside_app(build_dir, &vendor)?;
+            resolved.is_dir().then_some(resolved)
+        } else {
+            None
+        };
         Ok(Self {
             environment,
             runtime_txt,
@@ -160,15 +177,21 @@ impl App {
 
     /// Whether this is an app for this buildpack at all (what `detect` answers).
     pub(crate) fn is_conda_app(build_dir: &Path) -> bool {
-        find_environment_file(build_dir).is_some() || build_dir.join(EXPLICIT_SPEC_FILE).is_file()
+        find_environment_file(build_dir).is_some() || present(&build_dir.join(EXPLICIT_SPEC_FILE))
     }
+}
+
+/// Whether the app has an entry of that name that could be the file: a file or a link (a link
+/// is then checked when it is read, so that a bad one is named rather than ignored).
+fn present(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|metadata| !metadata.is_dir())
 }
 
 pub(crate) fn find_environment_file(build_dir: &Path) -> Option<PathBuf> {
     ENVIRONMENT_FILES
         .iter()
         .map(|name| build_dir.join(name))
-        .find(|path| path.is_file())
+        .find(|path| present(path))
 }
 
 fn file_label(path: &Path) -> String {
@@ -178,36 +201,79 @@ fn file_label(path: &Path) -> String {
     )
 }
 
-fn read_optional_bytes(path: &Path) -> Result<Option<Vec<u8>>, AppError> {
-    if !path.exists() && fs::symlink_metadata(path).is_err() {
-        return Ok(None);
-    }
-    read_bounded(path).map(Some)
-}
-
-fn read_optional_text(path: &Path) -> Result<Option<String>, AppError> {
-    read_optional_bytes(path)?
-        .map(|bytes| into_text(path, bytes))
-        .transpose()
-}
-
-/// Reads at most `MAX_TEXT_FILE_BYTES`, refusing anything larger without reading it.
-fn read_bounded(path: &Path) -> Result<Vec<u8>, AppError> {
+/// The real path of the app's `path`, which must stay inside the app. A link is followed only
+/// when it points at another file of the app: one that leaves it would have staging read the
+/// staging machine's files (`/etc/passwd`) instead of the developer's.
+fn resolve_inside_app(build_dir: &Path, path: &Path) -> Result<PathBuf, AppError> {
     let file = file_label(path);
     let unreadable = |source| AppError::Unreadable {
         file: file.clone(),
         source,
     };
-    let handle = fs::File::open(path).map_err(unreadable)?;
-    let size = handle.metadata().map_err(unreadable)?.len();
-    if size > MAX_TEXT_FILE_BYTES {
-        return Err(AppError::TooLarge { file, size });
+    let metadata = fs::symlink_metadata(path).map_err(unreadable)?;
+    if !metadata.file_type().is_symlink() {
+        return Ok(path.to_path_buf());
     }
+    let target = fs::read_link(path).map_err(unreadable)?;
+    let app = fs::canonicalize(build_dir).map_err(unreadable)?;
+    match fs::canonicalize(path) {
+        Ok(resolved) if resolved.starts_with(&app) => Ok(resolved),
+        Ok(resolved) => Err(AppError::LinkOutsideApp {
+            file,
+            target: resolved.display().to_string(),
+        }),
+        Err(_) => Err(AppError::BrokenLink {
+            file,
+            target: target.display().to_string(),
+        }),
+    }
+}
+
+fn read_optional_bytes(build_dir: &Path, path: &Path) -> Result<Option<Vec<u8>>, AppError> {
+    if fs::symlink_metadata(path).is_err() {
+        return Ok(None);
+    }
+    read_bounded(build_dir, path).map(Some)
+}
+
+fn read_optional_text(build_dir: &Path, path: &Path) -> Result<Option<String>, AppError> {
+    read_optional_bytes(build_dir, path)?
+        .map(|bytes| into_text(path, bytes))
+        .transpose()
+}
+
+/// Reads at most `MAX_TEXT_FILE_BYTES` of a regular file inside the app, refusing anything
+/// larger without reading it, and anything that is not a file (a fifo would block staging).
+fn read_bounded(build_dir: &Path, path: &Path) -> Result<Vec<u8>, AppError> {
+    let file = file_label(path);
+    let unreadable = |source| AppError::Unreadable {
+        file: file.clone(),
+        source,
+    };
+    let resolved = resolve_inside_app(build_dir, path)?;
+    let metadata = fs::metadata(&resolved).map_err(unreadable)?;
+    if !metadata.is_file() {
+        return Err(AppError::NotAFile { file });
+    }
+    if metadata.len() > MAX_TEXT_FILE_BYTES {
+        return Err(AppError::TooLarge {
+            file,
+            size: metadata.len(),
+        });
+    }
+    let handle = fs::File::open(&resolved).map_err(unreadable)?;
     let mut bytes = Vec::new();
     handle
         .take(MAX_TEXT_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_TEXT_FILE_BYTES {
+        // It grew while being read.
+        return Err(AppError::TooLarge {
+            file,
+            size: bytes.len() as u64,
+        });
+    }
     Ok(bytes)
 }
 
@@ -222,9 +288,12 @@ fn into_text(path: &Path, bytes: Vec<u8>) -> Result<String, AppError> {
         .unwrap_or(text))
 }
 
-pub(crate) fn read_environment_file(path: &Path) -> Result<EnvironmentFile, AppError> {
+pub(crate) fn read_environment_file(
+    build_dir: &Path,
+    path: &Path,
+) -> Result<EnvironmentFile, AppError> {
     let file_name = file_label(path);
-    let bytes = read_bounded(path)?;
+    let bytes = read_bounded(build_dir, path)?;
     let text = into_text(path, bytes.clone())?;
     let spec = parse_environment(&file_name, &text)?;
     Ok(EnvironmentFile {
@@ -241,13 +310,40 @@ pub(crate) fn parse_environment(file: &str, text: &str) -> Result<EnvironmentSpe
         file: file.to_string(),
         reason,
     };
+    if let Err(nesting) = check_flow_nesting(text) {
+        return Err(AppError::InvalidYaml {
+            file: file.to_string(),
+            reason: nesting.to_string(),
+            line: Some(nesting.line),
+            column: Some(nesting.column),
+        });
+    }
     let document: Value = serde_yaml_ng::from_str(text).map_err(|error| {
         let location = error.location();
+        let mut line = location.as_ref().map(serde_yaml_ng::Location::line);
+        let mut column = location.as_ref().map(serde_yaml_ng::Location::column);
+        // The parser points at the mapping that holds a duplicate key, often line 1; the
+        // line to fix is where the key appears the second time.
+        if let (Some(at), Some(indent)) = (line, column) {
+            if let Some(second) = duplicate_key_line(text, &error.to_string(), at, indent) {
+                line = Some(second);
+                column = Some(indent);
+            }
+        }
+        let reason = error.to_string();
+        let reason = match location {
+            Some(location) if line != Some(location.line()) => reason
+                .split(" at line ")
+                .next()
+                .unwrap_or(&reason)
+                .to_string(),
+            _ => reason,
+        };
         AppError::InvalidYaml {
             file: file.to_string(),
-            reason: error.to_string(),
-            line: location.as_ref().map(serde_yaml_ng::Location::line),
-            column: location.as_ref().map(serde_yaml_ng::Location::column),
+            reason,
+            line,
+            column,
         }
     })?;
     let mapping = match document {
@@ -284,6 +380,76 @@ pub(crate) fn parse_environment(file: &str, text: &str) -> Result<EnvironmentSpe
         }
     }
     Ok(spec)
+}
+
+/// For serde_yaml's `duplicate entry with key "K"` in the block mapping at `line`, `column`:
+/// the line where K appears again at that indentation.
+fn duplicate_key_line(text: &str, reason: &str, line: usize, column: usize) -> Option<usize> {
+    let key = reason
+        .strip_prefix("duplicate entry with key \"")?
+        .split('"')
+        .next()?;
+    let indent = column.checked_sub(1)?;
+    let mut seen = 0;
+    for (number, content) in text.lines().enumerate().skip(line.saturating_sub(1)) {
+        let Some(rest) = content.get(indent..) else {
+            continue;
+        };
+        let at_indent = content[..indent].chars().all(|c| c == ' ');
+        let names_key = [
+            format!("{key}:"),
+            format!("\"{key}\":"),
+            format!("'{key}':"),
+        ]
+        .iter()
+        .any(|form| rest.starts_with(form.as_str()));
+        if at_indent && names_key {
+            seen += 1;
+            if seen == 2 {
+                return Some(number + 1);
+            }
+        }
+    }
+    None
+}
+
+/// Brackets nested deeper than this are refused before the YAML parser sees them.
+const MAX_FLOW_NESTING: usize = 256;
+
+/// Where a YAML text nests its `[` and `{` deeper than [`MAX_FLOW_NESTING`].
+#[derive(Debug, thiserror::Error)]
+#[error("brackets nested more than {MAX_FLOW_NESTING} deep at line {line}, column {column}")]
+pub(crate) struct TooDeep {
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+}
+
+/// libyaml's scanner (under serde_yaml) revisits every open bracket for every token, so the
+/// time to reject `[[[[...` grows with the square of its length: a megabyte of brackets
+/// would hold staging for minutes before the parser's own depth limit ever speaks. Every
+/// bracket counts here, quoted or not: no real file nests anywhere near this deep, so the
+/// count needs no YAML rules that an input could play against it.
+pub(crate) fn check_flow_nesting(text: &str) -> Result<(), TooDeep> {
+    let mut depth: usize = 0;
+    let (mut line, mut column) = (1, 0);
+    for character in text.chars() {
+        column += 1;
+        match character {
+            '\n' => {
+                line += 1;
+                column = 0;
+            }
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_FLOW_NESTING {
+                    return Err(TooDeep { line, column });
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn describe(value: &Value) -> &'static str {
@@ -673,10 +839,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("empty"), "{error}");
-        let error = parse_environment("environment.yml", "dependencies: [a]\ndependencies: [b]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("duplicate"), "{error}");
+        let error = parse_environment(
+            "environment.yml",
+            "name: x\ndependencies: [a]\nchannels: []\ndependencies: [b]\n",
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("duplicate"), "{error}");
+        assert!(
+            matches!(
+                error,
+                AppError::InvalidYaml {
+                    line: Some(4),
+                    column: Some(1),
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
         let error = parse_environment("environment.yml", "depends: [a]\n")
             .unwrap_err()
             .to_string();
@@ -697,6 +876,115 @@ mod tests {
         let started = std::time::Instant::now();
         assert!(parse_environment("environment.yml", &text).is_err());
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    fn app_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app");
+        fs::create_dir_all(&app).unwrap();
+        for (name, text) in files {
+            let path = app.join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn links_are_followed_only_inside_the_app() {
+        let dir = app_with(&[("envs/prod.yml", "dependencies: [numpy]\n")]);
+        let app = dir.path().join("app");
+        std::os::unix::fs::symlink("envs/prod.yml", app.join("environment.yml")).unwrap();
+        let read = App::read(&app).unwrap();
+        assert_eq!(read.environment.unwrap().spec.conda_specs().count(), 1);
+
+        fs::write(dir.path().join("outside.yml"), "dependencies: [numpy]\n").unwrap();
+        fs::remove_file(app.join("environment.yml")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside.yml"), app.join("environment.yml"))
+            .unwrap();
+        let error = App::read(&app).unwrap_err().to_string();
+        assert!(
+            error.contains("environment.yml is a link to") && error.contains("outside.yml"),
+            "{error}"
+        );
+
+        fs::remove_file(app.join("environment.yml")).unwrap();
+        std::os::unix::fs::symlink("../../nowhere.yml", app.join("environment.yml")).unwrap();
+        assert!(matches!(App::read(&app), Err(AppError::BrokenLink { .. })));
+        assert!(App::is_conda_app(&app), "a bad link is named, not ignored");
+
+        fs::remove_file(app.join("environment.yml")).unwrap();
+        fs::write(app.join("environment.yml"), "dependencies: [numpy]\n").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", app.join("runtime.txt")).unwrap();
+        assert!(
+            matches!(App::read(&app), Err(AppError::LinkOutsideApp { ref file, .. }) if file == "runtime.txt")
+        );
+        fs::remove_file(app.join("runtime.txt")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), app.join("vendor")).unwrap();
+        assert!(
+            matches!(App::read(&app), Err(AppError::LinkOutsideApp { ref file, .. }) if file == "vendor")
+        );
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = app_with(&[]);
+        let app = dir.path().join("app");
+        let fifo = std::ffi::CString::new(app.join("environment.yml").to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        // A fifo would block a reader forever; it is refused without being opened.
+        assert!(matches!(App::read(&app), Err(AppError::NotAFile { .. })));
+        fs::remove_file(app.join("environment.yml")).unwrap();
+        fs::write(app.join("environment.yml"), "dependencies: [numpy]\n").unwrap();
+        fs::create_dir(app.join("runtime.txt")).unwrap();
+        assert!(matches!(App::read(&app), Err(AppError::NotAFile { .. })));
+    }
+
+    #[test]
+    fn an_app_without_an_environment_is_refused() {
+        let dir = app_with(&[("app.py", "print(1)\n"), ("runtime.txt", "python-3.11\n")]);
+        assert!(matches!(
+            App::read(&dir.path().join("app")),
+            Err(AppError::NothingToInstall)
+        ));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_quickly() {
+        let text = format!("dependencies: {}", "[".repeat(100_000));
+        let started = std::time::Instant::now();
+        let error = parse_environment("environment.yml", &text).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("brackets nested more than 256 deep at line 1, column 271"),
+            "{error}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_millis(500));
+        let braces = format!("dependencies: {}", "{a: ".repeat(250_000));
+        let started = std::time::Instant::now();
+        assert!(parse_environment("environment.yml", &braces).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_millis(500));
+        // Brackets that close again are as deep as they look.
+        let wide = format!(
+            "dependencies: [{}]\n",
+            vec!["\"numpy[version='>=1.2']\""; 5_000].join(", ")
+        );
+        assert_eq!(
+            parse_environment("environment.yml", &wide)
+                .unwrap()
+                .conda_specs()
+                .count(),
+            5_000
+        );
+        let text = format!(
+            "dependencies:\n{}",
+            (0..5_000)
+                .map(|depth| format!("{}- \n", "  ".repeat(depth)))
+                .collect::<String>()
+        );
+        assert!(parse_environment("environment.yml", &text).is_err());
     }
 
     #[test]

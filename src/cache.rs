@@ -197,7 +197,7 @@ impl Record {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Metadata {
+pub(crate) struct Metadata {
     format: u32,
     fingerprint: Fingerprint,
     created_unix: u64,
@@ -334,25 +334,7 @@ impl AppCache {
     fn read_metadata(entry: &Path) -> Result<Metadata, String> {
         let bytes = fs::read(entry.join(METADATA))
             .map_err(|error| format!("its metadata is unreadable ({error})"))?;
-        // The format comes first so that a future layout is named as such, not as garbage.
-        let format = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|value| value.get("format").and_then(serde_json::Value::as_u64));
-        match format {
-            Some(found) if found != u64::from(FORMAT) => {
-                return Err(format!(
-                    "it was written in cache format {found}; this buildpack reads format {FORMAT}"
-                ));
-            }
-            None => return Err("its metadata is not valid".into()),
-            Some(_) => {}
-        }
-        let metadata: Metadata = serde_json::from_slice(&bytes)
-            .map_err(|error| format!("its metadata is not valid ({error})"))?;
-        if metadata.body_checksum() != metadata.checksum {
-            return Err("its metadata was modified".into());
-        }
-        Ok(metadata)
+        parse_metadata(&bytes)
     }
 
     /// Restores the environment for `fingerprint` into `target` (which must not exist), or
@@ -502,6 +484,36 @@ impl AppCache {
         fsutil::tree_size(&self.root).unwrap_or(0)
     }
 
+    /// Removes the extracted packages in conda's package cache whose files no longer match
+    /// their `info/paths.json` (missing, or of another size or kind), and returns their names.
+    /// conda links an extracted package as it finds it: a file truncated or deleted there
+    /// (a full disk, a killed copy, a bad sector) would end up in the app's environment. With
+    /// the directory gone, conda unpacks the package again from its verified tarball, or
+    /// downloads it.
+    pub(crate) fn drop_damaged_packages(&self) -> Vec<String> {
+        let Ok(children) = fs::read_dir(self.pkgs_dir()) else {
+            return Vec::new();
+        };
+        let mut dropped = Vec::new();
+        for child in children.flatten() {
+            let path = child.path();
+            if !child.file_type().is_ok_and(|kind| kind.is_dir()) {
+                continue;
+            }
+            let Ok(bytes) = fs::read(path.join("info/paths.json")) else {
+                continue;
+            };
+            let sound = serde_json::from_slice::<PathsJson>(&bytes)
+                .is_ok_and(|paths| paths.paths.iter().all(|entry| entry.is_intact(&path)));
+            if !sound {
+                let _ = fsutil::remove_if_exists(&path);
+                dropped.push(child.file_name().to_string_lossy().into_owned());
+            }
+        }
+        dropped.sort();
+        dropped
+    }
+
     /// Removes conda's repodata index cache and packages the environment does not use, so the
     /// package cache holds this environment's packages and no more.
     pub(crate) fn prune_packages(&self, used: &[String]) {
@@ -518,6 +530,66 @@ impl AppCache {
             if name == "cache" || (is_package && !used.iter().any(|dist| dist == stem)) {
                 let _ = fsutil::remove_if_exists(&child.path());
             }
+        }
+    }
+}
+
+/// Parses an entry's `metadata.json`, checking its format and its own checksum: the cache
+/// is input from an earlier push, which may have been cut short or edited.
+pub(crate) fn parse_metadata(bytes: &[u8]) -> Result<Metadata, String> {
+    // The format comes first so that a future layout is named as such, not as garbage.
+    let format = serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|value| value.get("format").and_then(serde_json::Value::as_u64));
+    match format {
+        Some(found) if found != u64::from(FORMAT) => {
+            return Err(format!(
+                "it was written in cache format {found}; this buildpack reads format {FORMAT}"
+            ));
+        }
+        None => return Err("its metadata is not valid".into()),
+        Some(_) => {}
+    }
+    let metadata: Metadata = serde_json::from_slice(bytes)
+        .map_err(|error| format!("its metadata is not valid ({error})"))?;
+    if metadata.body_checksum() != metadata.checksum {
+        return Err("its metadata was modified".into());
+    }
+    Ok(metadata)
+}
+
+/// `info/paths.json` of an extracted package: what conda will link from it.
+#[derive(Deserialize)]
+struct PathsJson {
+    paths: Vec<PathEntry>,
+}
+
+#[derive(Deserialize)]
+struct PathEntry {
+    #[serde(rename = "_path")]
+    path: String,
+    #[serde(default)]
+    path_type: Option<String>,
+    #[serde(default)]
+    size_in_bytes: Option<u64>,
+}
+
+impl PathEntry {
+    fn is_intact(&self, package: &Path) -> bool {
+        // A path that leaves the package is not one conda would link; leave it to conda.
+        if Path::new(&self.path)
+            .components()
+            .any(|component| !matches!(component, std::path::Component::Normal(_)))
+        {
+            return true;
+        }
+        let Ok(metadata) = fs::symlink_metadata(package.join(&self.path)) else {
+            return false;
+        };
+        match self.path_type.as_deref() {
+            Some("softlink") => metadata.file_type().is_symlink(),
+            Some("directory") => metadata.is_dir(),
+            _ => metadata.is_file() && self.size_in_bytes.is_none_or(|size| size == metadata.len()),
         }
     }
 }
@@ -598,6 +670,7 @@ fn restore_records(
     let mut bytes = 0;
     let mut links_work = true;
     let mut directory_modes = Vec::new();
+    let mut symlinks = std::collections::HashSet::new();
     for record in records {
         let path = record.path();
         if Path::new(path)
@@ -606,10 +679,28 @@ fn restore_records(
         {
             return Err(format!("it names a path outside its tree: {path}"));
         }
+        // The buildpack never records a path below a link; restoring one would write
+        // wherever the link points.
+        if let Some(link) = Path::new(path)
+            .ancestors()
+            .skip(1)
+            .find(|ancestor| symlinks.contains(*ancestor))
+        {
+            return Err(format!(
+                "it names {path}, below the link {}",
+                link.display()
+            ));
+        }
+        if let Record::Symlink { .. } = record {
+            symlinks.insert(PathBuf::from(path));
+        }
         let from = source.join(path);
         let to = target.join(path);
         match record {
             Record::Dir { mode, .. } => {
+                if !fs::symlink_metadata(&from).is_ok_and(|metadata| metadata.is_dir()) {
+                    return Err(format!("{path} is missing"));
+                }
                 fs::create_dir(&to)
                     .map_err(|error| fail("cannot create", path, error.to_string()))?;
                 directory_modes.push((to, *mode));
@@ -826,6 +917,219 @@ mod tests {
                 "{name}: the corrupt entry is gone"
             );
         }
+    }
+
+    /// Every path of a saved entry (its metadata and each file, link and directory of its
+    /// tree), relative to the entry.
+    fn entry_paths(entry: &Path) -> Vec<PathBuf> {
+        let mut found = vec![PathBuf::from(METADATA)];
+        let mut pending = vec![PathBuf::from(TREE)];
+        while let Some(dir) = pending.pop() {
+            for child in fs::read_dir(entry.join(&dir)).unwrap().flatten() {
+                let relative = dir.join(child.file_name());
+                if child.file_type().unwrap().is_dir() {
+                    pending.push(relative.clone());
+                }
+                found.push(relative);
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn damage_to_any_file_of_an_entry_is_caught() {
+        type Damage = fn(&Path);
+        let damages: [(&str, Damage); 5] = [
+            ("truncated", |path| {
+                if path.is_dir() || path.is_symlink() {
+                    fsutil::remove_if_exists(path).unwrap();
+                } else {
+                    let half = fs::metadata(path).unwrap().len() / 2;
+                    fs::OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .unwrap()
+                        .set_len(half)
+                        .unwrap();
+                }
+            }),
+            ("deleted", |path| fsutil::remove_if_exists(path).unwrap()),
+            ("altered", |path| {
+                if path.is_symlink() {
+                    fs::remove_file(path).unwrap();
+                    std::os::unix::fs::symlink("/etc/passwd", path).unwrap();
+                } else if path.is_dir() {
+                    fs::write(path.join("intruder"), "x").unwrap();
+                } else {
+                    // Same size, other bytes: an edit, a bad sector, a half-finished copy.
+                    let mut bytes = fs::read(path).unwrap();
+                    for byte in &mut bytes {
+                        *byte = byte.wrapping_add(1);
+                    }
+                    fs::write(path, bytes).unwrap();
+                }
+            }),
+            ("made a link", |path| {
+                fsutil::remove_if_exists(path).unwrap();
+                std::os::unix::fs::symlink("/etc/passwd", path).unwrap();
+            }),
+            ("mode changed", |path| {
+                if !path.is_symlink() {
+                    let mode = fs::metadata(path).unwrap().mode();
+                    fs::set_permissions(path, fs::Permissions::from_mode((mode ^ 0o111) & 0o7777))
+                        .unwrap();
+                } else {
+                    fs::remove_file(path).unwrap();
+                    std::os::unix::fs::symlink("elsewhere", path).unwrap();
+                }
+            }),
+        ];
+        let scratch = tempfile::tempdir().unwrap();
+        let env = environment(scratch.path());
+        fs::create_dir_all(env.join("lib/empty")).unwrap();
+        fs::write(env.join("lib/libz.so.1"), vec![7_u8; 4096]).unwrap();
+        std::os::unix::fs::symlink("libz.so.1", env.join("lib/libz.so")).unwrap();
+        let root = scratch.path().join("cache");
+        let paths = {
+            let cache = AppCache::open(&root).unwrap();
+            cache.save(&fingerprint(), &env).unwrap();
+            entry_paths(&cache.entries()[0])
+        };
+        assert!(paths.len() >= 10, "{paths:?}");
+        let mut tried = 0;
+        for relative in &paths {
+            for (kind, damage) in &damages {
+                let cache = AppCache::open(&root).unwrap();
+                cache.save(&fingerprint(), &env).unwrap();
+                let entry = cache.entries().pop().unwrap();
+                // Saved and damaged in different instants, as in life.
+                std::thread::sleep(Duration::from_millis(2));
+                damage(&entry.join(relative));
+                let target = scratch.path().join("restored");
+                let outcome = cache.restore(&fingerprint(), &target);
+                // Harmless changes: a directory that gained a file (only recorded files are
+                // restored, the intruder stays behind), and the mode of a directory or of
+                // metadata.json (restored directories get their recorded modes).
+                let damaged = entry.join(relative);
+                let harmless = (*kind == "altered" && damaged.is_dir())
+                    || (*kind == "mode changed"
+                        && (damaged.is_dir() || relative == Path::new(METADATA)));
+                match outcome {
+                    Restore::Restored(_) if harmless => {
+                        assert!(
+                            *kind != "altered"
+                                || !target
+                                    .join(relative.strip_prefix(TREE).unwrap())
+                                    .join("intruder")
+                                    .exists()
+                        );
+                        fs::remove_dir_all(&target).unwrap();
+                    }
+                    Restore::Restored(_) => {
+                        panic!(
+                            "{} {kind}: a damaged entry was restored",
+                            relative.display()
+                        )
+                    }
+                    Restore::Corrupt(_) => {
+                        assert!(
+                            !target.exists(),
+                            "{} {kind}: a half-restored tree",
+                            relative.display()
+                        );
+                        assert!(
+                            cache.entries().is_empty(),
+                            "{} {kind}: the entry stays",
+                            relative.display()
+                        );
+                    }
+                    Restore::Stale(_) | Restore::Empty => {
+                        panic!("{} {kind}: not recognised as damaged", relative.display())
+                    }
+                }
+                tried += 1;
+            }
+        }
+        assert_eq!(tried, paths.len() * damages.len());
+    }
+
+    #[test]
+    fn a_forged_entry_cannot_restore_through_a_link() {
+        let scratch = tempfile::tempdir().unwrap();
+        let env = environment(scratch.path());
+        let cache = AppCache::open(&scratch.path().join("cache")).unwrap();
+        cache.save(&fingerprint(), &env).unwrap();
+        let entry = cache.entries().pop().unwrap();
+        // Someone rewrites the entry with a link out of it and a file below that link, and
+        // recomputes the metadata checksum: it is no secret.
+        let outside = scratch.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("planted"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, entry.join("tree/bin/out")).unwrap();
+        let mut metadata = parse_metadata(&fs::read(entry.join(METADATA)).unwrap()).unwrap();
+        let planted = fs::metadata(outside.join("planted")).unwrap();
+        metadata.records.push(Record::Symlink {
+            path: "bin/out".into(),
+            target: outside.display().to_string(),
+        });
+        metadata.records.push(Record::File {
+            path: "bin/out/planted".into(),
+            mode: planted.mode() & 0o7777,
+            size: planted.len(),
+            mtime_ns: mtime_ns(&planted),
+        });
+        metadata.checksum = metadata.body_checksum();
+        fs::write(entry.join(METADATA), serde_json::to_vec(&metadata).unwrap()).unwrap();
+        let target = scratch.path().join("restored");
+        let Restore::Corrupt(reason) = cache.restore(&fingerprint(), &target) else {
+            panic!("a forged entry was restored");
+        };
+        assert!(reason.contains("below the link bin/out"), "{reason}");
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            1,
+            "nothing written outside"
+        );
+    }
+
+    #[test]
+    fn damaged_extracted_packages_are_dropped_and_sound_ones_kept() {
+        let scratch = tempfile::tempdir().unwrap();
+        let cache = AppCache::open(scratch.path()).unwrap();
+        let package = |name: &str, files: &[(&str, &str)]| {
+            let dir = cache.pkgs_dir().join(name);
+            fs::create_dir_all(dir.join("info")).unwrap();
+            let mut paths = Vec::new();
+            for (path, content) in files {
+                fs::create_dir_all(dir.join(path).parent().unwrap()).unwrap();
+                fs::write(dir.join(path), content).unwrap();
+                paths.push(serde_json::json!({
+                    "_path": path, "path_type": "hardlink", "size_in_bytes": content.len()
+                }));
+            }
+            fs::write(
+                dir.join("info/paths.json"),
+                serde_json::json!({"paths": paths, "paths_version": 1}).to_string(),
+            )
+            .unwrap();
+            dir
+        };
+        package("sound-1-0", &[("lib/a.py", "a = 1\n")]);
+        let truncated = package("truncated-1-0", &[("lib/b.py", "b = 1\n")]);
+        fs::write(truncated.join("lib/b.py"), "b").unwrap();
+        let deleted = package("deleted-1-0", &[("lib/c.py", "c = 1\n"), ("bin/c", "#!x")]);
+        fs::remove_file(deleted.join("bin/c")).unwrap();
+        let garbage = package("garbage-1-0", &[]);
+        fs::write(garbage.join("info/paths.json"), "{").unwrap();
+        fs::write(cache.pkgs_dir().join("sound-1-0.tar.bz2"), "tarball").unwrap();
+        assert_eq!(
+            cache.drop_damaged_packages(),
+            ["deleted-1-0", "garbage-1-0", "truncated-1-0"]
+        );
+        assert!(cache.pkgs_dir().join("sound-1-0/lib/a.py").is_file());
+        assert!(cache.pkgs_dir().join("sound-1-0.tar.bz2").is_file());
+        assert!(!truncated.exists() && !deleted.exists() && !garbage.exists());
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub(crate) enum DownloadError {
     Unreachable { url: String, reason: String },
     #[error("the download of {url} failed: {reason}")]
     Transfer { url: String, reason: String },
+    #[error("{url} redirects in a loop")]
+    RedirectLoop { url: String },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
 }
@@ -46,7 +48,8 @@ impl DownloadError {
         match self {
             Self::HttpStatus { status, .. } => *status >= 500 || *status == 429,
             Self::Unreachable { .. } | Self::Transfer { .. } => true,
-            Self::ChecksumMismatch { .. } | Self::Write { .. } => false,
+            // A loop answers the same way every time; retrying it only delays the message.
+            Self::ChecksumMismatch { .. } | Self::Write { .. } | Self::RedirectLoop { .. } => false,
         }
     }
 }
@@ -173,7 +176,7 @@ fn fetch_once(
                 Err(error) => {
                     return Err(DownloadError::Transfer {
                         url: shown.clone(),
-                        reason: format!("{error} after {received} bytes"),
+                        reason: broken_body(&error, received, expected_length),
                     });
                 }
             };
@@ -208,6 +211,36 @@ fn fetch_once(
     result
 }
 
+/// What broke a transfer midway, in words: reqwest's own ("error decoding response body")
+/// says neither that the server went quiet nor that the connection closed.
+fn broken_body(error: &io::Error, received: u64, expected: Option<u64>) -> String {
+    let progress = match expected {
+        Some(expected) => format!("{received} of {expected} bytes"),
+        None => format!("{received} bytes"),
+    };
+    let mut timed_out = error.kind() == io::ErrorKind::TimedOut;
+    let mut cause = error.to_string();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    while let Some(inner) = source {
+        timed_out |= inner
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_timeout)
+            || inner
+                .downcast_ref::<io::Error>()
+                .is_some_and(|inner| inner.kind() == io::ErrorKind::TimedOut);
+        cause = inner.to_string();
+        source = inner.source();
+    }
+    if timed_out || cause.contains("timed out") {
+        format!(
+            "the server sent nothing for {}s after {progress} (BP_DOWNLOAD_TIMEOUT)",
+            stall_timeout().as_secs()
+        )
+    } else {
+        format!("the connection broke after {progress} ({cause})")
+    }
+}
+
 fn partial_path(target: &Path) -> PathBuf {
     let mut name = target
         .file_name()
@@ -236,9 +269,8 @@ fn classify(shown: &str, error: &reqwest::Error) -> DownloadError {
         };
     }
     if error.is_redirect() {
-        return DownloadError::Transfer {
+        return DownloadError::RedirectLoop {
             url: shown.to_string(),
-            reason: format!("{cause} (a redirect loop?)"),
         };
     }
     if error.is_connect() || error.is_timeout() {

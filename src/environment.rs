@@ -27,6 +27,8 @@ pub(crate) enum FailureKind {
     Pip,
     /// SIGKILL: in a container, the out-of-memory killer.
     Killed,
+    /// `[Errno 28] No space left on device`: the staging container's disk quota.
+    DiskFull,
     Other,
 }
 
@@ -322,7 +324,9 @@ fn conda_error_text(stderr: &[String], stdout: &[String]) -> Vec<String> {
 
 fn classify(output: &[String]) -> FailureKind {
     let text = output.join("\n");
-    if text.contains("PackagesNotFoundError") {
+    if mentions_full_disk(output) {
+        FailureKind::DiskFull
+    } else if text.contains("PackagesNotFoundError") {
         FailureKind::PackagesNotFound
     } else if text.contains("ResolvePackageNotFound")
         || text.contains("UnsatisfiableError")
@@ -341,6 +345,15 @@ fn classify(output: &[String]) -> FailureKind {
     } else {
         FailureKind::Other
     }
+}
+
+/// Whether a tool's output says the disk filled up (Python's and the C library's words).
+pub(crate) fn mentions_full_disk(output: &[String]) -> bool {
+    output.iter().any(|line| {
+        line.contains("No space left on device")
+            || line.contains("[Errno 28]")
+            || line.contains("Disk quota exceeded")
+    })
 }
 
 #[cfg(test)]
@@ -368,6 +381,12 @@ mod tests {
         assert_eq!(
             classify(&lines("CondaEnvException: Pip failed")),
             FailureKind::Pip
+        );
+        assert_eq!(
+            classify(&lines(
+                "CondaError: Failed to write to /x/pkgs/numpy\n  OSError: [Errno 28] No space left on device"
+            )),
+            FailureKind::DiskFull
         );
         assert_eq!(classify(&lines("something odd")), FailureKind::Other);
     }

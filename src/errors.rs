@@ -153,9 +153,11 @@ pub(crate) fn message(error: &Error) -> Message {
     }
 }
 
+const DISK_FULL: &str = "The staging container ran out of disk. Raise the app's disk quota (cf push -k 4G) and push again; the previous cache entry is intact.";
+
 fn disk_fix(source: &std::io::Error) -> String {
-    if source.raw_os_error() == Some(libc::ENOSPC) {
-        "The staging container ran out of disk. Raise the app's disk quota (cf push -k 4G) and push again; the previous cache entry is intact.".into()
+    if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+        DISK_FULL.into()
     } else {
         REPORT.into()
     }
@@ -181,6 +183,29 @@ fn app_message(error: &AppError) -> Message {
             format!("{file} is not text"),
             vec![format!("{file} is not valid UTF-8.")],
             format!("Save {file} as UTF-8 text."),
+        ),
+        AppError::NotAFile { file } => Message::new(
+            format!("{file} is not a regular file"),
+            vec![format!("The app's {file} is a directory, a pipe or a device, not a file.")],
+            format!("Push {file} as an ordinary text file."),
+        ),
+        AppError::LinkOutsideApp { file, target } => Message::new(
+            format!("{file} is a link that points outside the app"),
+            vec![
+                format!("{file} links to {target}."),
+                "Staging reads only the app's own files: a link out of the app would read the staging container's files, not yours.".into(),
+            ],
+            "Replace the link with the file itself (or a link to a file inside the app) and push again.",
+        ),
+        AppError::BrokenLink { file, target } => Message::new(
+            format!("{file} is a broken link"),
+            vec![format!("{file} links to {target}, which is not in the pushed app.")],
+            "Replace the link with the file itself and push again.",
+        ),
+        AppError::NothingToInstall => Message::new(
+            "The app has no environment.yml",
+            vec!["The conda buildpack installs what environment.yml (or an @EXPLICIT spec-file.txt) names, and this app has neither.".into()],
+            "Add an environment.yml at the root of the app (`conda env export --from-history > environment.yml`), or choose another buildpack with `cf push -b`.",
         ),
         AppError::InvalidYaml {
             file,
@@ -297,11 +322,19 @@ fn installer_message(error: &InstallerError) -> Message {
                     .rev()
                     .map(|line| format!("  {line}")),
             );
-            Message::new(
-                format!("The {dependency} installer failed"),
-                body,
-                "If the output says the disk is full, raise the app's disk quota (cf push -k 4G); otherwise report it with this log.",
-            )
+            if crate::environment::mentions_full_disk(output) {
+                Message::new(
+                    format!("The {dependency} installer ran out of disk"),
+                    body,
+                    DISK_FULL,
+                )
+            } else {
+                Message::new(
+                    format!("The {dependency} installer failed"),
+                    body,
+                    "If the output says the disk is full, raise the app's disk quota (cf push -k 4G); otherwise report it with this log.",
+                )
+            }
         }
         InstallerError::NoConda { dependency, path } => Message::new(
             format!("The {dependency} installer did not install conda"),
@@ -361,6 +394,13 @@ fn download_message(error: &DownloadError) -> Message {
             "A download was interrupted",
             vec![format!("{url}: {reason}")],
             "The connection failed repeatedly. Push again, set BP_DOWNLOAD_TIMEOUT (seconds) for a slow link, or use the cached buildpack.",
+        ),
+        DownloadError::RedirectLoop { url } => Message::new(
+            "A download redirects in a loop",
+            vec![format!(
+                "{url} kept redirecting (more than 10 times) and never answered with the file."
+            )],
+            "A server or proxy on the way is misconfigured. Ask the platform operator to check the proxy and mirror, or use the cached buildpack.",
         ),
         DownloadError::Write { path, source } => Message::new(
             "A download could not be saved",
@@ -429,6 +469,10 @@ fn environment_message(error: &EnvironmentError) -> Message {
                         "Staging had {} of memory and conda was stopped by SIGKILL, which is what the container's out-of-memory killer sends. Raise the app's memory (cf push -m 2G, or `memory:` in manifest.yml), or install from an @EXPLICIT spec-file.txt, which needs no solve.",
                         memory_limit_mib.map_or_else(|| "an unknown amount".to_string(), |mib| format!("{mib} MB"))
                     ),
+                ),
+                FailureKind::DiskFull => (
+                    "conda ran out of disk",
+                    DISK_FULL.to_string(),
                 ),
                 FailureKind::Other => (
                     "conda failed to create the environment",

@@ -40,10 +40,25 @@ pub fn run() -> std::process::ExitCode {
 pub mod fuzzing {
     use std::path::Path;
 
-    /// environment.yml, as staging reads it.
+    /// environment.yml, as staging reads it, and the Python decision made from it.
     pub fn environment_yml(bytes: &[u8]) {
-        if let Ok(text) = std::str::from_utf8(bytes) {
-            let _ = crate::app::parse_environment("environment.yml", text);
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return;
+        };
+        if let Ok(spec) = crate::app::parse_environment("environment.yml", text) {
+            let app = crate::app::App {
+                environment: Some(crate::app::EnvironmentFile {
+                    file_name: "environment.yml".into(),
+                    bytes: bytes.to_vec(),
+                    spec,
+                }),
+                runtime_txt: None,
+                explicit_spec: None,
+                vendor_dir: None,
+            };
+            if let Ok(decision) = crate::python_version::decide(&app) {
+                let _ = decision.choice.to_string();
+            }
         }
     }
 
@@ -78,6 +93,33 @@ pub mod fuzzing {
         if std::fs::write(&path, bytes).is_ok() {
             let _ = crate::archive::inspect(&path);
         }
+    }
+
+    /// A package's `info/index.json`, parsed and turned into the repodata record the
+    /// buildpack writes for a vendored package.
+    pub fn index_json(bytes: &[u8]) {
+        let path = Path::new("fuzz-1.0-0.tar.bz2");
+        if let Ok(index) = crate::archive::parse_index_json(path, bytes.to_vec()) {
+            if let Ok(record) = rattler_conda_types::PackageRecord::from_index_json(
+                index,
+                Some(bytes.len() as u64),
+                None,
+                None,
+            ) {
+                let _ = serde_json::to_value(&record);
+            }
+        }
+    }
+
+    /// The tar inside a conda package, uncompressed, so that the fuzzer mutates tar headers
+    /// rather than bzip2 checksums.
+    pub fn package_tar(bytes: &[u8]) {
+        let _ = crate::archive::inspect_tar(Path::new("fuzz-1.0-0.tar.bz2"), bytes);
+    }
+
+    /// A cache entry's `metadata.json`, left by an earlier push.
+    pub fn cache_metadata(bytes: &[u8]) {
+        let _ = crate::cache::parse_metadata(bytes);
     }
 
     /// A Procfile.

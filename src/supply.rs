@@ -111,8 +111,14 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
         match summary.time("saving the cache", || cache.save(&fingerprint, &env_dir)) {
             Ok(()) => {}
             Err(error) => log::warning(&format!(
-                "Could not save the environment to the cache ({error}). The app is fine; the \
-                 next push builds the environment again."
+                "Could not save the environment to the cache ({error}). The app is fine and \
+                 the cache keeps what it had; the next push of this environment builds it \
+                 again.{}",
+                if error.source.raw_os_error() == Some(libc::ENOSPC) {
+                    " A bigger disk quota (cf push -k 4G) leaves room for the cache."
+                } else {
+                    ""
+                }
             )),
         }
     }
@@ -169,6 +175,17 @@ fn build(
     let (installer_file, _origin) = summary.time("obtaining the installer", || {
         installer::obtain(dependency, &buildpack.dir, &cache.installers_dir())
     })?;
+    let damaged = cache.drop_damaged_packages();
+    if !damaged.is_empty() {
+        log::warning(&format!(
+            "Discarding {} damaged package{} from conda's package cache ({}); conda unpacks \
+             or downloads {} again.",
+            damaged.len(),
+            if damaged.len() == 1 { "" } else { "s" },
+            damaged.join(", "),
+            if damaged.len() == 1 { "it" } else { "them" }
+        ));
+    }
     let base = work.join("base");
     let conda_executable = summary.time("running the installer", || {
         installer::install(dependency, &installer_file, &base, &scratch)

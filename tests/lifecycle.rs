@@ -662,6 +662,17 @@ fn zip_entries_escaping_the_buildpack_dir_are_refused() {
     );
     ws.stage(&[zip], &[])
         .assert_code(1)
+        .assert_stderr_contains("points outside the buildpack's directory");
+    // A link that stays inside is kept, as CF keeps it, but nothing is written through it.
+    let ws = Workspace::new();
+    let zip = ws.zip(
+        &Buildpack::new("links.zip")
+            .symlink("lib", "bin")
+            .file("lib/evil", "x", 0o644)
+            .script("compile", "true"),
+    );
+    ws.stage(&[zip], &[])
+        .assert_code(1)
         .assert_stderr_contains("through a symlink");
 }
 

@@ -95,6 +95,22 @@ pub(crate) enum LifecycleError {
     ZipEntryOutsideTarget { zip: PathBuf, entry: String },
     #[error("buildpack zip {zip} has an entry {entry:?} below a symlink")]
     ZipEntryThroughSymlink { zip: PathBuf, entry: String },
+    #[error("buildpack zip {zip} has a symlink {entry:?} to {target:?}, outside its directory")]
+    ZipEntryLinkOutside {
+        zip: PathBuf,
+        entry: String,
+        target: String,
+    },
+    #[error("buildpack zip {zip} has a device or special file {entry:?}")]
+    ZipEntrySpecial { zip: PathBuf, entry: String },
+    #[error("buildpack zip {zip} has the entry {entry:?} twice")]
+    ZipEntryDuplicate { zip: PathBuf, entry: String },
+    #[error("buildpack zip {zip} would unpack {entry:?} to {size} bytes")]
+    ZipBomb {
+        zip: PathBuf,
+        entry: String,
+        size: u64,
+    },
     #[error("{what} {path}")]
     LocalIo {
         what: &'static str,
@@ -243,6 +259,26 @@ impl LifecycleError {
             Self::ZipEntryThroughSymlink { zip, entry } => format!(
                 "The buildpack zip {} contains the entry {entry:?}, which would be written \
                  through a symlink stored earlier in the same zip. Refusing to unpack it.",
+                zip.display()
+            ),
+            Self::ZipEntryLinkOutside { zip, entry, target } => format!(
+                "The buildpack zip {} contains the symlink {entry:?} to {target:?}, which points \
+                 outside the buildpack's directory. Refusing to unpack it.",
+                zip.display()
+            ),
+            Self::ZipEntrySpecial { zip, entry } => format!(
+                "The buildpack zip {} contains {entry:?}, a device, fifo or socket, which has no \
+                 place in a buildpack. Refusing to unpack it.",
+                zip.display()
+            ),
+            Self::ZipEntryDuplicate { zip, entry } => format!(
+                "The buildpack zip {} contains the entry {entry:?} twice; which one is meant \
+                 cannot be known. Refusing to unpack it. Rebuild it with `conda-buildpack package`.",
+                zip.display()
+            ),
+            Self::ZipBomb { zip, entry, size } => format!(
+                "The buildpack zip {} would unpack {entry:?} to {size} bytes, far more than a \
+                 buildpack holds (a zip bomb?). Refusing to unpack it.",
                 zip.display()
             ),
             Self::LocalIo { what, path, source } => format!(

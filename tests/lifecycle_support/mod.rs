@@ -74,6 +74,17 @@ impl Buildpack {
         self
     }
 
+    /// An entry with exactly this name, bytes and full Unix mode (type bits included): for
+    /// the entries no sane tool writes (a device, `../x`).
+    pub fn raw_entry(mut self, name: &str, data: &[u8], mode: u32) -> Self {
+        self.entries.push(ZipEntry {
+            name: name.to_owned(),
+            data: data.to_vec(),
+            mode: Some(mode),
+        });
+        self
+    }
+
     /// Write the zip without any Unix mode, as CF then leaves `bin/*` non-executable.
     pub fn without_modes(mut self) -> Self {
         self.store_modes = false;

@@ -4,6 +4,7 @@
 //! a manifest pointing at that server, and `stage` / `launch` run as a user would.
 #![allow(dead_code)]
 
+pub(crate) mod proxy;
 pub(crate) mod server;
 
 use std::fs;
@@ -187,6 +188,14 @@ pub(crate) fn copy_dir(source: &Path, target: &Path) {
 /// installer of the same name and version, served by `server`. Defaults, deprecation dates and
 /// the file list stay the real ones.
 pub(crate) fn fixture_manifest(server: &Server, into: &Path) -> PathBuf {
+    fixture_manifest_edited(server, into, None)
+}
+
+fn fixture_manifest_edited(
+    server: &Server,
+    into: &Path,
+    edit: Option<fn(&mut serde_yaml_ng::Value)>,
+) -> PathBuf {
     let fixtures = fixtures();
     let text = fs::read_to_string(repo().join("manifest.yml")).unwrap();
     let mut manifest: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
@@ -197,6 +206,9 @@ pub(crate) fn fixture_manifest(server: &Server, into: &Path) -> PathBuf {
         let file = installer["file"].as_str().unwrap();
         dependency["uri"] = format!("{}/installers/{file}", server.url()).into();
         dependency["sha256"] = installer["sha256"].as_str().unwrap().into();
+    }
+    if let Some(edit) = edit {
+        edit(&mut manifest);
     }
     fs::create_dir_all(into).unwrap();
     let path = into.join("fixture-manifest.yml");
@@ -211,11 +223,13 @@ pub(crate) struct Packaging {
     pub(crate) stack: Option<String>,
     pub(crate) version: Option<String>,
     pub(crate) cache_dir: Option<PathBuf>,
+    /// A change to the fixture manifest before packaging (say, credentials in the URIs).
+    pub(crate) edit_manifest: Option<fn(&mut serde_yaml_ng::Value)>,
 }
 
 /// Packages the buildpack with `conda-buildpack package` against `server`'s fixtures.
 pub(crate) fn package(server: &Server, into: &Path, options: &Packaging) -> PathBuf {
-    let manifest = fixture_manifest(server, into);
+    let manifest = fixture_manifest_edited(server, into, options.edit_manifest);
     let output = into.join("zips");
     let mut command = Command::new(BINARY);
     command
@@ -259,6 +273,11 @@ pub(crate) struct Staging {
     pub(crate) code: i32,
     pub(crate) log: String,
     pub(crate) output: PathBuf,
+    /// Wall-clock time of the whole staging.
+    pub(crate) elapsed: std::time::Duration,
+    /// The largest resident set of `stage` and everything it ran (the buildpack, the installer,
+    /// conda), in KiB: what a staging container's memory limit would have to hold.
+    pub(crate) peak_memory_kib: u64,
 }
 
 impl Staging {
@@ -278,6 +297,44 @@ impl Staging {
             self.log
         );
         self
+    }
+
+    /// A supply failure: CF's builder exits 225 and no droplet is written.
+    pub(crate) fn assert_supply_failed(&self) -> &Self {
+        assert_eq!(self.code, 225, "expected a supply failure:\n{}", self.log);
+        assert!(!self.droplet().exists(), "a failed staging left a droplet");
+        assert!(
+            !self.log.contains("panicked"),
+            "the buildpack panicked:\n{}",
+            self.log
+        );
+        self
+    }
+
+    /// Time and memory stayed within bounds, whatever the input.
+    pub(crate) fn assert_bounded(&self, seconds: u64, mebibytes: u64) -> &Self {
+        assert!(
+            self.elapsed < std::time::Duration::from_secs(seconds),
+            "staging took {:?}:\n{}",
+            self.elapsed,
+            self.log
+        );
+        assert!(
+            self.peak_memory_kib < mebibytes * 1024,
+            "staging peaked at {} KiB of memory:\n{}",
+            self.peak_memory_kib,
+            self.log
+        );
+        self
+    }
+
+    /// The staging root `--keep-staging-dir` left behind.
+    pub(crate) fn kept_staging_dir(&self) -> PathBuf {
+        self.log
+            .lines()
+            .find_map(|line| line.strip_prefix("Staging directory kept: "))
+            .map(PathBuf::from)
+            .expect("the kept staging dir is named")
     }
 
     pub(crate) fn assert_log_lacks(&self, text: &str) -> &Self {
@@ -324,6 +381,9 @@ pub(crate) struct StageOptions {
     pub(crate) detect: bool,
     pub(crate) no_network: bool,
     pub(crate) memory: Option<String>,
+    /// `TMPDIR` of `stage` itself: where its staging root is made.
+    pub(crate) tmpdir: Option<PathBuf>,
+    pub(crate) keep_staging_dir: bool,
 }
 
 impl StageOptions {
@@ -342,7 +402,14 @@ impl StageOptions {
             detect: false,
             no_network: false,
             memory: None,
+            tmpdir: None,
+            keep_staging_dir: false,
         }
+    }
+
+    pub(crate) fn tmpdir(mut self, dir: &Path) -> Self {
+        self.tmpdir = Some(dir.to_path_buf());
+        self
     }
 
     pub(crate) fn env(mut self, name: &str, value: &str) -> Self {
@@ -383,17 +450,67 @@ pub(crate) fn stage(
     if options.no_network {
         command.arg("--no-network");
     }
+    if options.keep_staging_dir {
+        command.arg("--keep-staging-dir");
+    }
     for (name, value) in &options.env {
         command.arg("--env").arg(format!("{name}={value}"));
     }
-    let result = command.stdin(Stdio::null()).output().unwrap();
-    let mut log = String::from_utf8_lossy(&result.stdout).into_owned();
-    log.push_str(&String::from_utf8_lossy(&result.stderr));
+    if let Some(tmpdir) = &options.tmpdir {
+        command.env("TMPDIR", tmpdir);
+    }
+    let started = std::time::Instant::now();
+    let (status, stdout, stderr, peak_memory_kib) = run_measured(&mut command);
+    let mut log = String::from_utf8_lossy(&stdout).into_owned();
+    log.push_str(&String::from_utf8_lossy(&stderr));
     Staging {
-        code: result.status.code().unwrap_or(-1),
+        code: status,
         log,
         output: output.to_path_buf(),
+        elapsed: started.elapsed(),
+        peak_memory_kib,
     }
+}
+
+/// Runs `command` to completion, collecting its output, and measures the peak resident
+/// memory of it and every descendant it waited for.
+///
+/// The command is not spawned by this process directly: a child started from a test process
+/// (which may hold hundreds of megabytes) is charged that process's peak when it execs, as
+/// Linux carries the old memory's high-water mark across `exec`. A small python forks the
+/// command instead and reports `wait4`'s figure for it.
+fn run_measured(command: &mut Command) -> (i32, Vec<u8>, Vec<u8>, u64) {
+    const MEASURE: &str = "import os, sys\n\
+        pid = os.fork()\n\
+        if pid == 0:\n    os.execvp(sys.argv[2], sys.argv[2:])\n\
+        _, status, usage = os.wait4(pid, 0)\n\
+        open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n\
+        sys.exit(os.waitstatus_to_exitcode(status))\n";
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let mut measured = Command::new("python3");
+    measured
+        .arg("-c")
+        .arg(MEASURE)
+        .arg(report.path())
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => measured.env(name, value),
+            None => measured.env_remove(name),
+        };
+    }
+    let output = measured.stdin(Stdio::null()).output().unwrap();
+    let peak = fs::read_to_string(report.path())
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0);
+    (
+        output.status.code().unwrap_or(-1),
+        output.stdout,
+        output.stderr,
+        peak,
+    )
 }
 
 /// Starts a staging and kills it, with everything it started, after `delay`: a staging
@@ -420,6 +537,9 @@ pub(crate) fn stage_killed_after(
     for (name, value) in &options.env {
         command.arg("--env").arg(format!("{name}={value}"));
     }
+    if let Some(tmpdir) = &options.tmpdir {
+        command.env("TMPDIR", tmpdir);
+    }
     // SAFETY: setsid is async-signal-safe; the child gets its own process group to kill.
     unsafe {
         command.pre_exec(|| {
@@ -443,6 +563,8 @@ pub(crate) fn stage_killed_after(
         code: status.code().unwrap_or(-1),
         log: String::new(),
         output: output.to_path_buf(),
+        elapsed: delay,
+        peak_memory_kib: 0,
     }
 }
 

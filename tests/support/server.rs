@@ -28,6 +28,9 @@ pub(crate) enum Fault {
     RedirectLoop,
     /// Serve the file with its bytes altered (a tampering mirror).
     Tamper,
+    /// Send the body in pieces of this many bytes with this pause between them: a slow link
+    /// that never stalls.
+    Trickle { bytes: usize, pause: Duration },
 }
 
 #[derive(Default)]
@@ -215,6 +218,13 @@ fn handle(stream: TcpStream, root: &Path, state: &Mutex<State>, port: u16) -> st
         Some(Fault::Truncate(bytes)) => {
             stream.write_all(&body[..bytes.min(body.len())])?;
             let _ = stream.shutdown(Shutdown::Both);
+        }
+        Some(Fault::Trickle { bytes, pause }) => {
+            for piece in body.chunks(bytes.max(1)) {
+                stream.write_all(piece)?;
+                stream.flush()?;
+                thread::sleep(pause);
+            }
         }
         Some(Fault::Stall(duration)) => {
             stream.write_all(&body[..body.len().min(1024)])?;

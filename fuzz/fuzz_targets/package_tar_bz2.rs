@@ -1,0 +1,10 @@
+//! A vendored .tar.bz2, raw bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+mod scratch;
+
+fuzz_target!(|data: &[u8]| {
+    conda_buildpack::fuzzing::package_archive(data, false, scratch::dir());
+});

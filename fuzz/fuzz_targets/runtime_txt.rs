@@ -1,0 +1,8 @@
+//! runtime.txt, as staging reads it from the app.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    conda_buildpack::fuzzing::runtime_txt(data);
+});

@@ -1,0 +1,271 @@
+//! The staging container's disk fills up: the app grew, the quota did not. A full disk while
+//! installing fails the staging with the message that says to raise the disk quota; a full
+//! disk while saving the cache costs only the cache save. Either way the previous cache entry
+//! is intact and the next push restores from it.
+//!
+//! The full disks are small tmpfs mounts (the tests run as root), unmounted when the test
+//! ends, even when it fails.
+
+mod support;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{
+    Packaging, Server, StageOptions, app, fixtures, launch, package, scratch, stage, stdout,
+};
+
+/// A tmpfs mounted at a path for the life of the value.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, kib: u64) -> Self {
+        fs::create_dir_all(at).unwrap();
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={kib}k,mode=0755"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .status()
+            .expect("mount (the tests run as root)");
+        assert!(status.success(), "mount a tmpfs at {}", at.display());
+        Self(at.to_path_buf())
+    }
+
+    fn free_kib(&self) -> u64 {
+        let output = Command::new("df")
+            .args(["--output=avail", "-k"])
+            .arg(&self.0)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|line| line.trim().parse().ok())
+            .unwrap()
+    }
+
+    /// Fills the file system but for `leave_kib`.
+    fn fill(&self, leave_kib: u64) -> PathBuf {
+        let filler = self.0.join("filler");
+        let mut file = fs::File::create(&filler).unwrap();
+        let chunk = vec![0_u8; 64 * 1024];
+        while self.free_kib() > leave_kib + 64 {
+            if file.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        file.sync_all().unwrap();
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// `du -sk`: the KiB a tree takes.
+fn disk_usage_kib(path: &Path) -> u64 {
+    let output = Command::new("du").arg("-sk").arg(path).output().unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|size| size.parse().ok())
+        .unwrap()
+}
+
+/// Every path under `root` with its size and modification time: enough to see that an entry
+/// was not touched.
+fn listing(root: &Path) -> Vec<(PathBuf, u64, i128)> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap().flatten() {
+            let metadata = fs::symlink_metadata(entry.path()).unwrap();
+            if metadata.is_dir() {
+                pending.push(entry.path());
+            }
+            let modified = metadata
+                .modified()
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as i128;
+            found.push((
+                entry.path().strip_prefix(root).unwrap().to_path_buf(),
+                metadata.len(),
+                modified,
+            ));
+        }
+    }
+    found.sort();
+    found
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    server: Server,
+    zip: PathBuf,
+    app: PathBuf,
+}
+
+impl World {
+    fn new() -> Self {
+        let dir = scratch();
+        let server = Server::start(&fixtures().dir);
+        let zip = package(&server, dir.path(), &Packaging::default());
+        let app = app("numpy-web", dir.path());
+        Self {
+            dir,
+            server,
+            zip,
+            app,
+        }
+    }
+
+    fn push(&self, name: &str, cache: &Path) -> support::Staging {
+        stage(
+            &self.app,
+            &[&self.zip],
+            &StageOptions::with_channels(&self.server)
+                .cache(cache)
+                .tmpdir(self.dir.path()),
+            &self.dir.path().join(name),
+        )
+    }
+
+    fn add_scipy(&self, add: bool) {
+        let path = self.app.join("environment.yml");
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replace("  - scipy\n", "");
+        let text = if add {
+            text.replace("  - pandas\n", "  - pandas\n  - scipy\n")
+        } else {
+            text
+        };
+        fs::write(path, text).unwrap();
+    }
+
+    fn assert_app_works(&self, staging: &support::Staging) {
+        let run = launch(&staging.droplet(), "python app.py --once", &[]);
+        assert!(
+            stdout(&run).contains("numpy 1.26.4 mean 2.5"),
+            "{}{}",
+            stdout(&run),
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+}
+
+fn entry_of(cache: &Path) -> PathBuf {
+    fs::read_dir(cache.join("final/environment"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("entry-")
+        })
+        .expect("a cached environment entry")
+}
+
+#[test]
+fn a_full_disk_while_installing_fails_clearly_and_keeps_the_cache() {
+    let world = World::new();
+    let cache = world.dir.path().join("cache");
+    let disk = Tmpfs::mount(&cache, 256 * 1024);
+    world.push("first", &cache).assert_success();
+    let entry = entry_of(&cache);
+    let before = listing(&entry);
+
+    // The app gains a package; the disk has room for almost nothing.
+    world.add_scipy(true);
+    let filler = disk.fill(256);
+    let staging = world.push("full", &cache);
+    staging
+        .assert_supply_failed()
+        .assert_clean_log()
+        .assert_log_contains("ran out of disk")
+        .assert_log_contains("Raise the app's disk quota (cf push -k 4G)")
+        .assert_log_contains("the previous cache entry is intact")
+        .assert_log_lacks("This looks like a bug");
+    assert_eq!(listing(&entry), before, "the cache entry was touched");
+
+    // Space again, and the environment the entry was built for: it is restored.
+    fs::remove_file(filler).unwrap();
+    world.add_scipy(false);
+    let staging = world.push("after", &cache);
+    staging
+        .assert_success()
+        .assert_log_contains("-----> Restoring the conda environment from the cache");
+    world.assert_app_works(&staging);
+    drop(disk);
+}
+
+#[test]
+fn a_full_disk_while_saving_the_cache_costs_only_the_save() {
+    let world = World::new();
+    let cache = world.dir.path().join("cache");
+    world.push("first", &cache).assert_success();
+    let environments = cache.join("final/environment");
+    let entry_name = entry_of(&cache).file_name().unwrap().to_owned();
+
+    // The saved entries move to a file system with room for them and almost nothing more
+    // (`cp -a` keeps the modes and times the cache checks).
+    let saved = world.dir.path().join("saved-environments");
+    fs::rename(&environments, &saved).unwrap();
+    // Room for the saved entries, which take less on tmpfs than `du` counts on disk (no
+    // blocks for directories), and not for a second entry.
+    let disk = Tmpfs::mount(&environments, disk_usage_kib(&saved));
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(saved.join("."))
+        .arg(&environments)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let entry = environments.join(&entry_name);
+    let before = listing(&entry);
+
+    world.add_scipy(true);
+    let staging = world.push("save-fails", &cache);
+    staging
+        .assert_success()
+        .assert_log_contains("Could not save the environment to the cache")
+        .assert_log_contains("No space left on device")
+        .assert_log_contains("the cache keeps what it had")
+        .assert_log_contains("A bigger disk quota (cf push -k 4G)");
+
+    let run = launch(&staging.droplet(), "python -c 'import scipy'", &[]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(listing(&entry), before, "the previous entry was touched");
+    let names: Vec<_> = fs::read_dir(&environments)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name())
+        .collect();
+    assert_eq!(names, [entry_name], "a half-written entry was left");
+
+    world.add_scipy(false);
+    let staging = world.push("restored", &cache);
+    staging
+        .assert_success()
+        .assert_log_contains("-----> Restoring the conda environment from the cache");
+    world.assert_app_works(&staging);
+    drop(disk);
+}
