@@ -82,7 +82,11 @@ fn main() {
         }
     };
     let started = Instant::now();
-    progress(if quick { "quick benchmark: the small env" } else { "full benchmark: the small and large envs" });
+    progress(if quick {
+        "quick benchmark: the small env"
+    } else {
+        "full benchmark: the small and large envs"
+    });
     let machine = Machine::read();
     let scratch = tempfile::Builder::new()
         .prefix("conda-bp-bench-")
@@ -154,8 +158,9 @@ fn bench_level(config: &Config, level: Level, scratch: &Path, report: &mut Repor
     let options = StageOptions::with_channels(&server);
     let cache = dir.join("cache");
 
-    // A large cold staging is ~45 s on 2 cores: three of them are enough for a stable median.
-    let cold_runs = if level == Level::Large {
+    // A large staging is 30-45 s cold and ~13 s warm on 2 cores: three of each keep the run
+    // within minutes. The cheap measurements (bin/supply, cp) get every run.
+    let stagings = if level == Level::Large {
         config.runs.min(3)
     } else {
         config.runs
@@ -163,7 +168,7 @@ fn bench_level(config: &Config, level: Level, scratch: &Path, report: &mut Repor
     let mut samples = LevelSamples::default();
     for run in 0..config.runs {
         progress(&format!("   run {} of {}", run + 1, config.runs));
-        if run < cold_runs {
+        if run < stagings {
             let _ = fs::remove_dir_all(&cache);
             let (wall, staging) = timed_stage(&app, &zip, &options, &cache, &dir.join("cold"));
             assert!(
@@ -174,26 +179,31 @@ fn bench_level(config: &Config, level: Level, scratch: &Path, report: &mut Repor
             samples.cold_stage.push(wall);
             samples.cold_supply.push(summary_time(&staging.log));
             samples.cold_memory.push(peak_memory(&staging.log));
+
+            let (wall, staging) = timed_stage(&app, &zip, &options, &cache, &dir.join("warm"));
+            assert!(
+                staging
+                    .log
+                    .contains("Cache: hit, the environment was restored without running conda"),
+                "a warm staging missed the cache:\n{}",
+                staging.log
+            );
+            samples.warm_stage.push(wall);
+            samples.warm_supply.push(summary_time(&staging.log));
+            samples.restore_step.push(restore_step(&staging.log));
+            samples.warm_memory.push(peak_memory(&staging.log));
         }
-        let (wall, staging) = timed_stage(&app, &zip, &options, &cache, &dir.join("warm"));
-        assert!(
-            staging
-                .log
-                .contains("Cache: hit, the environment was restored without running conda"),
-            "a warm staging missed the cache:\n{}",
-            staging.log
-        );
-        samples.warm_stage.push(wall);
-        samples.warm_supply.push(summary_time(&staging.log));
-        samples.restore_step.push(restore_step(&staging.log));
-        samples.warm_memory.push(peak_memory(&staging.log));
 
         samples
             .supply_wall
             .push(direct_supply(&buildpack_dir, &app, &cache, &server, &dir));
         let tree = entry_tree(&cache);
-        samples.cp_al.push(timed_copy("-al", &tree, &dir.join("cp-al")));
-        samples.cp_a.push(timed_copy("-a", &tree, &dir.join("cp-a")));
+        samples
+            .cp_al
+            .push(timed_copy("-al", &tree, &dir.join("cp-al")));
+        samples
+            .cp_a
+            .push(timed_copy("-a", &tree, &dir.join("cp-a")));
     }
 
     let droplet = dir.join("warm/droplet.tgz");
@@ -204,7 +214,7 @@ fn bench_level(config: &Config, level: Level, scratch: &Path, report: &mut Repor
 
     // Starting is cheap for the small env: more samples for a steadier median.
     let launches = if level == Level::Small {
-        config.runs * 3
+        config.runs * 2
     } else {
         config.runs
     };
@@ -219,7 +229,7 @@ fn bench_level(config: &Config, level: Level, scratch: &Path, report: &mut Repor
         samples.launch_peer.push(theirs.to_output - theirs.prestart);
     }
     let _ = fs::remove_dir_all(&dir);
-    report.add_level(level, &info, &samples, &sizes, cold_runs, launches);
+    report.add_level(level, &info, &samples, &sizes, launches);
 }
 
 #[derive(Default)]
@@ -417,7 +427,12 @@ fn entry_tree(cache: &Path) -> PathBuf {
         .unwrap()
         .flatten()
         .map(|entry| entry.path())
-        .find(|path| path.file_name().unwrap().to_string_lossy().starts_with("entry-"))
+        .find(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("entry-")
+        })
         .expect("a cached environment entry")
         .join("tree")
 }
@@ -468,7 +483,12 @@ fn droplet_sizes(droplet: &Path, environment: &Path) -> DropletSizes {
         if is_file {
             added += size;
         }
-        tar_overhead += 512 + if is_file { size.next_multiple_of(512) - size } else { 0 };
+        tar_overhead += 512
+            + if is_file {
+                size.next_multiple_of(512) - size
+            } else {
+                0
+            };
     }
     let (environment, files) = tree_bytes(environment);
     DropletSizes {
@@ -511,10 +531,8 @@ fn peer_droplet(droplet: &Path, target: &Path) -> PathBuf {
     let input = fs::File::open(droplet).unwrap();
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(input)));
     let output = fs::File::create(target).unwrap();
-    let encoder = flate2::write::GzEncoder::new(
-        std::io::BufWriter::new(output),
-        flate2::Compression::none(),
-    );
+    let encoder =
+        flate2::write::GzEncoder::new(std::io::BufWriter::new(output), flate2::Compression::none());
     let mut builder = tar::Builder::new(encoder);
     let environment = "deps/0/conda-env/";
     let mut rewritten = 0;
@@ -548,7 +566,10 @@ fn peer_droplet(droplet: &Path, target: &Path) -> PathBuf {
                 .unwrap(),
         }
     }
-    assert!(rewritten > 0, "no text file of the environment names its prefix");
+    assert!(
+        rewritten > 0,
+        "no text file of the environment names its prefix"
+    );
     let script = format!(
         "grep -rlI {PEER_STAGING_DEPS_IDX} $DEPS_DIR/0/conda-env | xargs sed -i -e \"s|{PEER_STAGING_DEPS_IDX}|$DEPS_DIR/0|g\"\n"
     );
@@ -641,7 +662,10 @@ fn timed_launch(droplet: &Path, command: &str) -> LaunchTimes {
             start,
             to_output,
         },
-        _ => panic!("launch of {} failed ({status}):\n{errors}", droplet.display()),
+        _ => panic!(
+            "launch of {} failed ({status}):\n{errors}",
+            droplet.display()
+        ),
     }
 }
 
@@ -649,7 +673,10 @@ fn timed_launch(droplet: &Path, command: &str) -> LaunchTimes {
 // Figure 4: downloading with the sha256 check against curl piped to sha256sum.
 
 fn bench_download(config: &Config, scratch: &Path, report: &mut Report) {
-    progress(&format!("== download of {} MiB over loopback", config.download_mib));
+    progress(&format!(
+        "== download of {} MiB over loopback",
+        config.download_mib
+    ));
     let file = download_file(config.download_mib);
     let sha256 = {
         let output = Command::new("sha256sum").arg(&file).output().unwrap();
@@ -1050,7 +1077,13 @@ struct Report {
 }
 
 impl Report {
-    fn row(&mut self, figure: impl Into<String>, value: f64, unit: &'static str, goal: Goal) -> &mut Row {
+    fn row(
+        &mut self,
+        figure: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+        goal: Goal,
+    ) -> &mut Row {
         self.rows.push(Row {
             figure: figure.into(),
             value,
@@ -1067,18 +1100,19 @@ impl Report {
         info: &serde_json::Value,
         samples: &LevelSamples,
         sizes: &DropletSizes,
-        cold_runs: usize,
         launches: usize,
     ) {
         let name = level.name();
         let workload = &info["workload"];
         self.notes.push(format!(
-            "{name} env: {} packages, {} files, {} installed (fixture's own count); \
-             {cold_runs} cold and {} warm stagings, {launches} starts per variant",
+            "{name} env: {} packages, {} files, {} installed (the fixture's count); {} cold and \
+             {} warm stagings, {} `bin/supply` and `cp` runs, {launches} starts per variant",
             workload["packages"],
             workload["files"],
             mib(workload["installed_bytes"].as_u64().unwrap_or(0)),
-            samples.warm_stage.len()
+            samples.cold_stage.len(),
+            samples.warm_stage.len(),
+            samples.supply_wall.len(),
         ));
         let (cold, warm) = (median(&samples.cold_stage), median(&samples.warm_stage));
         self.row(
@@ -1368,11 +1402,7 @@ fn render(
         machine.memory,
         machine.kernel,
         machine.tmp_filesystem,
-        machine
-            .load_before
-            .split_whitespace()
-            .next()
-            .unwrap_or("?"),
+        machine.load_before.split_whitespace().next().unwrap_or("?"),
         load_after.split_whitespace().next().unwrap_or("?"),
     );
     text.push_str(table);
