@@ -207,7 +207,8 @@ fn bench_level(config: &Config, level: Level, scratch: &Path, report: &mut Repor
     }
 
     let droplet = dir.join("warm/droplet.tgz");
-    let sizes = droplet_sizes(&droplet, &entry_tree(&cache));
+    let mut sizes = droplet_sizes(&droplet, &entry_tree(&cache));
+    sizes.cache = tree_bytes(&cache).0;
     progress("   building the peer droplet (python-buildpack's start-time relocation)");
     let peer = peer_droplet(&droplet, &dir.join("peer.tgz"));
     check_peer(&peer);
@@ -464,6 +465,8 @@ struct DropletSizes {
     /// The environment's regular files, each inode once.
     environment: u64,
     files: u64,
+    /// The app cache after the stagings (Cloud Foundry archives and uploads it each time).
+    cache: u64,
 }
 
 fn droplet_sizes(droplet: &Path, environment: &Path) -> DropletSizes {
@@ -497,6 +500,7 @@ fn droplet_sizes(droplet: &Path, environment: &Path) -> DropletSizes {
         droplet: fs::metadata(droplet).unwrap().len(),
         environment,
         files,
+        cache: 0,
     }
 }
 
@@ -1115,13 +1119,22 @@ impl Report {
             samples.supply_wall.len(),
         ));
         let (cold, warm) = (median(&samples.cold_stage), median(&samples.warm_stage));
+        let warm_supply = median(&samples.warm_supply);
         self.row(
             format!("1. warm restage / cold stage, `stage` end to end ({name})"),
             secs(warm) / secs(cold),
             "",
             Goal::AtMost(0.10),
         )
-        .detail = format!("warm {} / cold {}", ms(warm), ms(cold));
+        .detail = format!(
+            "warm {} / cold {}; of the warm, supply's own summary time {} and the rest \
+             (zip unpack, app copy, finalize, release, the {} droplet.tgz) {}",
+            ms(warm),
+            ms(cold),
+            ms(warm_supply),
+            mib(sizes.droplet),
+            ms(warm.saturating_sub(warm_supply))
+        );
         let (cold, warm) = (median(&samples.cold_supply), median(&samples.warm_supply));
         self.row(
             format!("1. warm restage / cold stage, supply phase ({name})"),
@@ -1212,6 +1225,20 @@ impl Report {
             sizes.files,
             mib(sizes.tar_overhead),
             mib(sizes.droplet)
+        );
+        #[allow(clippy::cast_precision_loss)]
+        let ratio = sizes.cache as f64 / sizes.environment as f64;
+        self.row(
+            format!("5. app cache / env size on disk ({name})"),
+            ratio,
+            "",
+            Goal::None,
+        )
+        .detail = format!(
+            "cache {} (the environment entry, conda's package tarballs and their extracted \
+             copies, the installer) / env {}",
+            mib(sizes.cache),
+            mib(sizes.environment)
         );
         self.memory.push((
             level,
@@ -1352,11 +1379,19 @@ impl Machine {
             .and_then(|rest| rest.trim().trim_end_matches(" kB").parse::<u64>().ok())
             .map(|kib| format!("{:.1} GiB", kib as f64 / 1024.0 / 1024.0))
             .unwrap_or_default();
-        let tmp_filesystem = Command::new("stat")
-            .args(["-f", "-c", "%T"])
-            .arg(std::env::temp_dir())
-            .output()
-            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
+        // The mount holding the temporary directory: the longest mount point above it.
+        let tmp = std::env::temp_dir();
+        let tmp_filesystem = fs::read_to_string("/proc/self/mounts")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split(' ');
+                let (device, mount_point, kind) = (fields.next()?, fields.next()?, fields.next()?);
+                tmp.starts_with(mount_point)
+                    .then(|| (mount_point.len(), format!("{kind} ({device})")))
+            })
+            .max()
+            .map(|(_, kind)| kind)
             .unwrap_or_default();
         Self {
             cpus: std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
