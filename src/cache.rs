@@ -19,6 +19,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -538,9 +539,15 @@ impl AppCache {
 /// is input from an earlier push, which may have been cut short or edited.
 pub(crate) fn parse_metadata(bytes: &[u8]) -> Result<Metadata, String> {
     // The format comes first so that a future layout is named as such, not as garbage.
-    let format = serde_json::from_slice::<serde_json::Value>(bytes)
+    // Only that field is kept: the rest is skipped, not built into a tree of values.
+    #[derive(Deserialize)]
+    struct FormatOnly {
+        #[serde(default)]
+        format: serde_json::Value,
+    }
+    let format = serde_json::from_slice::<FormatOnly>(bytes)
         .ok()
-        .and_then(|value| value.get("format").and_then(serde_json::Value::as_u64));
+        .and_then(|only| only.format.as_u64());
     match format {
         Some(found) if found != u64::from(FORMAT) => {
             return Err(format!(
@@ -653,114 +660,226 @@ fn record_tree(root: &Path) -> io::Result<Vec<Record>> {
 
 /// Recreates `records` from `source` at `target`, checking each file against its record
 /// before it is linked. Returns (files, bytes, whether hard links were used).
+///
+/// The directories are made first, in order; the files and symlinks, most of the work, then
+/// go in parallel. Whatever fails, the error reported is the one of the first record in
+/// order, as a record-by-record restore would report it.
 fn restore_records(
     source: &Path,
     target: &Path,
     records: &[Record],
 ) -> Result<(u64, u64, bool), String> {
-    let fail = |what: &str, path: &str, detail: String| format!("{what} {path}: {detail}");
-    fs::create_dir(target).map_err(|error| {
-        fail(
-            "cannot create",
-            &target.display().to_string(),
-            error.to_string(),
-        )
-    })?;
-    let mut files = 0;
-    let mut bytes = 0;
-    let mut links_work = true;
+    fs::create_dir(target)
+        .map_err(|error| format!("cannot create {}: {error}", target.display()))?;
     let mut directory_modes = Vec::new();
+    let mut leaves = Vec::with_capacity(records.len());
+    let mut first_pass_error = None;
     let mut symlinks = std::collections::HashSet::new();
-    for record in records {
-        let path = record.path();
-        if Path::new(path)
-            .components()
-            .any(|component| !matches!(component, std::path::Component::Normal(_)))
-        {
-            return Err(format!("it names a path outside its tree: {path}"));
-        }
-        // The buildpack never records a path below a link; restoring one would write
-        // wherever the link points.
-        if let Some(link) = Path::new(path)
-            .ancestors()
-            .skip(1)
-            .find(|ancestor| symlinks.contains(*ancestor))
-        {
-            return Err(format!(
-                "it names {path}, below the link {}",
-                link.display()
-            ));
-        }
-        if let Record::Symlink { .. } = record {
-            symlinks.insert(PathBuf::from(path));
-        }
-        let from = source.join(path);
-        let to = target.join(path);
-        match record {
-            Record::Dir { mode, .. } => {
-                if !fs::symlink_metadata(&from).is_ok_and(|metadata| metadata.is_dir()) {
+    for (index, record) in records.iter().enumerate() {
+        let created = check_record_path(record, &symlinks).and_then(|()| match record {
+            Record::Dir { path, mode } => {
+                if !fs::symlink_metadata(source.join(path)).is_ok_and(|metadata| metadata.is_dir())
+                {
                     return Err(format!("{path} is missing"));
                 }
-                fs::create_dir(&to)
-                    .map_err(|error| fail("cannot create", path, error.to_string()))?;
+                let to = target.join(path);
+                fs::create_dir(&to).map_err(|error| format!("cannot create {path}: {error}"))?;
                 directory_modes.push((to, *mode));
+                Ok(())
             }
-            Record::Symlink { target: link, .. } => {
-                let actual = fs::read_link(&from).map_err(|_| format!("{path} is missing"))?;
-                if actual.to_string_lossy() != *link {
-                    return Err(format!("{path} was changed"));
-                }
-                std::os::unix::fs::symlink(link, &to)
-                    .map_err(|error| fail("cannot create", path, error.to_string()))?;
+            Record::Symlink { path, .. } => {
+                symlinks.insert(PathBuf::from(path));
+                leaves.push((index, record));
+                Ok(())
             }
-            Record::File {
-                mode,
-                size,
-                mtime_ns: recorded,
-                ..
-            } => {
-                let metadata =
-                    fs::symlink_metadata(&from).map_err(|_| format!("{path} is missing"))?;
-                if !metadata.is_file() {
-                    return Err(format!("{path} is no longer a file"));
-                }
-                if metadata.len() != *size {
-                    return Err(format!(
-                        "{path} was truncated or changed ({} bytes, expected {size})",
-                        metadata.len()
-                    ));
-                }
-                if mtime_ns(&metadata) != *recorded || metadata.mode() & 0o7777 != *mode {
-                    return Err(format!("{path} was modified"));
-                }
-                if links_work {
-                    match fs::hard_link(&from, &to) {
-                        Ok(()) => {}
-                        Err(error)
-                            if matches!(
-                                error.raw_os_error(),
-                                Some(libc::EXDEV | libc::EMLINK | libc::EPERM)
-                            ) =>
-                        {
-                            links_work = false;
-                            fsutil::copy_file_preserving(&from, &to, &metadata)
-                                .map_err(|error| fail("cannot copy", path, error.to_string()))?;
-                        }
-                        Err(error) => return Err(fail("cannot link", path, error.to_string())),
-                    }
-                } else {
-                    fsutil::copy_file_preserving(&from, &to, &metadata)
-                        .map_err(|error| fail("cannot copy", path, error.to_string()))?;
-                }
-                files += 1;
-                bytes += size;
+            Record::File { .. } => {
+                leaves.push((index, record));
+                Ok(())
             }
+        });
+        if let Err(reason) = created {
+            first_pass_error = Some((index, reason));
+            break;
         }
     }
+    let restored = restore_leaves(source, target, &leaves);
+    let result = match (restored, first_pass_error) {
+        (Err((leaf, reason)), Some((first_pass, _))) if leaf < first_pass => Err(reason),
+        (_, Some((_, reason))) | (Err((_, reason)), None) => Err(reason),
+        (Ok(totals), None) => Ok(totals),
+    };
     for (directory, mode) in directory_modes.into_iter().rev() {
         let _ = fs::set_permissions(&directory, fs::Permissions::from_mode(mode));
     }
-    Ok((files, bytes, links_work))
+    result
+}
+
+/// A record's path must stay inside the tree and not pass below a recorded link: the
+/// buildpack never records such a path, and restoring one would write wherever the link points.
+fn check_record_path(
+    record: &Record,
+    symlinks: &std::collections::HashSet<PathBuf>,
+) -> Result<(), String> {
+    let path = record.path();
+    if Path::new(path)
+        .components()
+        .any(|component| !matches!(component, std::path::Component::Normal(_)))
+    {
+        return Err(format!("it names a path outside its tree: {path}"));
+    }
+    if let Some(link) = Path::new(path)
+        .ancestors()
+        .skip(1)
+        .find(|ancestor| symlinks.contains(*ancestor))
+    {
+        return Err(format!(
+            "it names {path}, below the link {}",
+            link.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Links (or copies) the files and recreates the symlinks of `leaves` (record index, record)
+/// from every core, in chunks taken in order. Returns (files, bytes, linked), or the first
+/// failing record's index and reason.
+fn restore_leaves(
+    source: &Path,
+    target: &Path,
+    leaves: &[(usize, &Record)],
+) -> Result<(u64, u64, bool), (usize, String)> {
+    /// Neighbouring records share a directory: a chunk keeps one thread in one directory.
+    const CHUNK: usize = 256;
+    #[derive(Default)]
+    struct Tally {
+        files: u64,
+        bytes: u64,
+        copied: bool,
+        error: Option<(usize, String)>,
+    }
+    let next = AtomicUsize::new(0);
+    // The lowest failing record so far: records after it need not be restored.
+    let first_failure = AtomicUsize::new(usize::MAX);
+    let worker = || {
+        let mut tally = Tally::default();
+        let mut links_work = true;
+        'chunks: loop {
+            let start = next.fetch_add(CHUNK, Ordering::Relaxed);
+            let Some(chunk) = leaves.get(start..(start + CHUNK).min(leaves.len())) else {
+                break;
+            };
+            for &(index, record) in chunk {
+                if index > first_failure.load(Ordering::Relaxed) {
+                    break 'chunks;
+                }
+                match restore_leaf(source, target, record, &mut links_work) {
+                    Ok(Some(size)) => {
+                        tally.files += 1;
+                        tally.bytes += size;
+                    }
+                    Ok(None) => {}
+                    Err(reason) => {
+                        first_failure.fetch_min(index, Ordering::Relaxed);
+                        tally.error = Some((index, reason));
+                        break 'chunks;
+                    }
+                }
+            }
+        }
+        tally.copied = !links_work;
+        tally
+    };
+    let chunks = leaves.len().div_ceil(CHUNK);
+    let tallies = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..fsutil::worker_threads().min(chunks))
+            .map(|_| scope.spawn(worker))
+            .collect();
+        let mut tallies = vec![worker()];
+        for helper in helpers {
+            tallies.push(
+                helper
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        tallies
+    });
+    let mut totals = (0, 0, true);
+    let mut first_error: Option<(usize, String)> = None;
+    for tally in tallies {
+        totals.0 += tally.files;
+        totals.1 += tally.bytes;
+        totals.2 &= !tally.copied;
+        if let Some((index, reason)) = tally.error {
+            if first_error.as_ref().is_none_or(|(first, _)| index < *first) {
+                first_error = Some((index, reason));
+            }
+        }
+    }
+    first_error.map_or(Ok(totals), Err)
+}
+
+/// One file (linked, or copied once links are refused) or symlink, checked against its record
+/// first. Returns the file's size, or `None` for a symlink.
+fn restore_leaf(
+    source: &Path,
+    target: &Path,
+    record: &Record,
+    links_work: &mut bool,
+) -> Result<Option<u64>, String> {
+    let fail = |what: &str, path: &str, detail: String| format!("{what} {path}: {detail}");
+    let path = record.path();
+    let from = source.join(path);
+    let to = target.join(path);
+    match record {
+        Record::Dir { .. } => Ok(None),
+        Record::Symlink { target: link, .. } => {
+            let actual = fs::read_link(&from).map_err(|_| format!("{path} is missing"))?;
+            if actual.to_string_lossy() != *link {
+                return Err(format!("{path} was changed"));
+            }
+            std::os::unix::fs::symlink(link, &to)
+                .map_err(|error| fail("cannot create", path, error.to_string()))?;
+            Ok(None)
+        }
+        Record::File {
+            mode,
+            size,
+            mtime_ns: recorded,
+            ..
+        } => {
+            let metadata = fs::symlink_metadata(&from).map_err(|_| format!("{path} is missing"))?;
+            if !metadata.is_file() {
+                return Err(format!("{path} is no longer a file"));
+            }
+            if metadata.len() != *size {
+                return Err(format!(
+                    "{path} was truncated or changed ({} bytes, expected {size})",
+                    metadata.len()
+                ));
+            }
+            if mtime_ns(&metadata) != *recorded || metadata.mode() & 0o7777 != *mode {
+                return Err(format!("{path} was modified"));
+            }
+            if *links_work {
+                match fs::hard_link(&from, &to) {
+                    Ok(()) => return Ok(Some(*size)),
+                    Err(error)
+                        if matches!(
+                            error.raw_os_error(),
+                            Some(libc::EXDEV | libc::EMLINK | libc::EPERM)
+                        ) =>
+                    {
+                        *links_work = false;
+                    }
+                    Err(error) => return Err(fail("cannot link", path, error.to_string())),
+                }
+            }
+            fsutil::copy_file_preserving(&from, &to, &metadata)
+                .map_err(|error| fail("cannot copy", path, error.to_string()))?;
+            Ok(Some(*size))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1093,6 +1212,42 @@ mod tests {
         );
     }
 
+    /// Many directories of many files: the restore runs on several threads.
+    fn wide_environment(root: &Path) -> PathBuf {
+        let env = root.join("deps/0/conda-env");
+        for directory in 0..10 {
+            let path = env.join(format!("d{directory}"));
+            fs::create_dir_all(&path).unwrap();
+            for file in 0..100 {
+                fs::write(
+                    path.join(format!("f{file:03}")),
+                    format!("{directory}/{file}"),
+                )
+                .unwrap();
+            }
+        }
+        std::os::unix::fs::symlink("d0/f000", env.join("link")).unwrap();
+        env
+    }
+
+    #[test]
+    fn a_wide_environment_is_restored_whole() {
+        let scratch = tempfile::tempdir().unwrap();
+        let env = wide_environment(scratch.path());
+        let cache = AppCache::open(&scratch.path().join("cache")).unwrap();
+        cache.save(&fingerprint(), &env).unwrap();
+        let target = scratch.path().join("target");
+        let Restore::Restored(stats) = cache.restore(&fingerprint(), &target) else {
+            panic!("expected a restore");
+        };
+        assert_eq!((stats.files, stats.linked), (1000, true));
+        assert_eq!(fs::read_to_string(target.join("d7/f042")).unwrap(), "7/42");
+        assert_eq!(
+            fs::read_link(target.join("link")).unwrap(),
+            Path::new("d0/f000")
+        );
+    }
+
     #[test]
     fn damaged_extracted_packages_are_dropped_and_sound_ones_kept() {
         let scratch = tempfile::tempdir().unwrap();
@@ -1130,6 +1285,23 @@ mod tests {
         assert!(cache.pkgs_dir().join("sound-1-0/lib/a.py").is_file());
         assert!(cache.pkgs_dir().join("sound-1-0.tar.bz2").is_file());
         assert!(!truncated.exists() && !deleted.exists() && !garbage.exists());
+    }
+
+    #[test]
+    fn a_restore_names_the_first_damaged_file_in_order() {
+        let scratch = tempfile::tempdir().unwrap();
+        let env = wide_environment(scratch.path());
+        let cache = AppCache::open(&scratch.path().join("cache")).unwrap();
+        cache.save(&fingerprint(), &env).unwrap();
+        let tree = cache.entries().pop().unwrap().join(TREE);
+        fs::remove_file(tree.join("d7/f010")).unwrap();
+        fs::write(tree.join("d2/f050"), "").unwrap();
+        let target = scratch.path().join("target");
+        let Restore::Corrupt(reason) = cache.restore(&fingerprint(), &target) else {
+            panic!("expected a corrupt entry");
+        };
+        assert!(reason.starts_with("d2/f050 was truncated"), "{reason}");
+        assert!(!target.exists());
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! File-system moves the buildpack makes many times: atomic writes, and trees restored or
-//! saved by hard links where the source and target share a file system (a copy where not).
+//! saved by hard links where the source and target share a file system (a copy where not),
+//! walked and measured with every core (a warm restage is tens of thousands of `stat` and
+//! `link` calls, CPU-bound in the kernel: `docs/benchmarks.md`).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 /// Writes `contents` to `path` so that a reader sees the old file or the new one, never half:
 /// a temporary sibling, flushed to disk, renamed over.
@@ -133,31 +137,172 @@ pub(crate) fn copy_file_preserving(
 }
 
 /// Bytes of the regular files in a tree, each inode counted once: what the tree costs on
-/// disk and in a droplet.
+/// disk and in a droplet. A missing tree (or a directory that vanishes midway) counts 0.
 pub(crate) fn tree_size(root: &Path) -> io::Result<u64> {
-    let mut seen = HashSet::new();
-    let mut total = 0;
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(directory) = pending.pop() {
-        let entries = match fs::read_dir(&directory) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-            Err(error) => return Err(error),
-        };
-        for entry in entries {
-            let entry = entry?;
-            let file_type = entry.file_type()?;
-            if file_type.is_dir() {
-                pending.push(entry.path());
-            } else if file_type.is_file() {
-                let metadata = entry.metadata()?;
-                if seen.insert((metadata.dev(), metadata.ino())) {
-                    total += metadata.len();
-                }
+    #[derive(Default)]
+    struct Tally {
+        /// Files with one link: they appear once in any tree.
+        single: u64,
+        /// Files with more: counted once by (device, inode) when the tallies are merged.
+        shared: HashMap<(u64, u64), u64>,
+    }
+    let tallies = walk_parallel(root, |tally: &mut Tally, entry, file_type| {
+        if file_type.is_file() {
+            let metadata = entry.metadata()?;
+            if metadata.nlink() > 1 {
+                tally
+                    .shared
+                    .insert((metadata.dev(), metadata.ino()), metadata.len());
+            } else {
+                tally.single += metadata.len();
             }
         }
+        Ok(())
+    })?;
+    let mut shared = HashMap::new();
+    let mut total = 0;
+    for tally in tallies {
+        total += tally.single;
+        shared.extend(tally.shared);
     }
-    Ok(total)
+    Ok(total + shared.values().sum::<u64>())
+}
+
+/// How many threads walk or link a tree: every core, up to four (beyond that a staging cell's
+/// neighbours lose more than the staging gains).
+pub(crate) fn worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |count| count.get().min(4))
+}
+
+/// Calls `visit` for every entry under `root` (not `root` itself) with its file type, from
+/// [`worker_threads`] threads, each with a state of its own; returns the states. A directory
+/// that vanishes midway is skipped; any other error stops the walk and is returned.
+pub(crate) fn walk_parallel<S, F>(root: &Path, visit: F) -> io::Result<Vec<S>>
+where
+    S: Default + Send,
+    F: Fn(&mut S, &fs::DirEntry, fs::FileType) -> io::Result<()> + Sync,
+{
+    struct Queue {
+        pending: Vec<PathBuf>,
+        /// Directories being read: the walk is over when none are and none are pending.
+        busy: usize,
+        error: Option<io::Error>,
+    }
+    let queue = Mutex::new(Queue {
+        pending: vec![root.to_path_buf()],
+        busy: 0,
+        error: None,
+    });
+    let changed = Condvar::new();
+    let work = || {
+        let mut state = S::default();
+        loop {
+            let directory = {
+                let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+                loop {
+                    if queue.error.is_some() {
+                        return state;
+                    }
+                    if let Some(directory) = queue.pending.pop() {
+                        queue.busy += 1;
+                        break directory;
+                    }
+                    if queue.busy == 0 {
+                        return state;
+                    }
+                    queue = changed.wait(queue).unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            let result = visit_directory(&directory, &mut state, &visit);
+            let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.busy -= 1;
+            match result {
+                Ok(subdirectories) => queue.pending.extend(subdirectories),
+                Err(error) => {
+                    queue.error.get_or_insert(error);
+                }
+            }
+            changed.notify_all();
+        }
+    };
+    let states = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..worker_threads()).map(|_| scope.spawn(work)).collect();
+        let mut states = vec![work()];
+        for helper in helpers {
+            states.push(
+                helper
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        states
+    });
+    match queue
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .error
+    {
+        Some(error) => Err(error),
+        None => Ok(states),
+    }
+}
+
+fn visit_directory<S>(
+    directory: &Path,
+    state: &mut S,
+    visit: &impl Fn(&mut S, &fs::DirEntry, fs::FileType) -> io::Result<()>,
+) -> io::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(directory) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut subdirectories = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let file_type = entry.file_type()?;
+        if file_type.is_dir() {
+            subdirectories.push(entry.path());
+        }
+        visit(state, &entry, file_type)?;
+    }
+    Ok(subdirectories)
+}
+
+/// `work` applied to every item, from [`worker_threads`] threads; the results in item order.
+pub(crate) fn map_parallel<T, R, F>(items: &[T], work: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&T) -> R + Sync,
+{
+    let next = AtomicUsize::new(0);
+    let worker = || {
+        let mut done = Vec::new();
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(index) else {
+                return done;
+            };
+            done.push((index, work(item)));
+        }
+    };
+    let mut results = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..worker_threads().min(items.len()))
+            .map(|_| scope.spawn(worker))
+            .collect();
+        let mut results = worker();
+        for helper in helpers {
+            results.extend(
+                helper
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        results
+    });
+    results.sort_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, result)| result).collect()
 }
 
 #[cfg(test)]
@@ -210,6 +355,34 @@ mod tests {
         assert_ne!(before.ino(), after.ino());
         assert_eq!(before.modified().unwrap(), after.modified().unwrap());
         assert_eq!(after.mode() & 0o777, 0o755);
+    }
+
+    #[test]
+    fn tree_size_counts_shared_inodes_once_across_threads() {
+        let scratch = tempfile::tempdir().unwrap();
+        let root = scratch.path().join("tree");
+        for directory in 0..20 {
+            let path = root.join(format!("d{directory}/sub"));
+            fs::create_dir_all(&path).unwrap();
+            fs::write(path.join("file"), vec![b'x'; directory + 1]).unwrap();
+        }
+        // One inode under three names, in different directories.
+        fs::write(root.join("shared"), vec![b'y'; 1000]).unwrap();
+        fs::hard_link(root.join("shared"), root.join("d3/also")).unwrap();
+        fs::hard_link(root.join("shared"), root.join("d17/sub/again")).unwrap();
+        assert_eq!(tree_size(&root).unwrap(), (1..=20).sum::<u64>() + 1000);
+        assert_eq!(tree_size(&scratch.path().join("missing")).unwrap(), 0);
+    }
+
+    #[test]
+    fn parallel_maps_keep_the_item_order() {
+        let items: Vec<u64> = (0..1000).collect();
+        let squares = map_parallel(&items, |item| item * item);
+        assert_eq!(
+            squares,
+            items.iter().map(|item| item * item).collect::<Vec<_>>()
+        );
+        assert!(map_parallel(&[] as &[u8], |_| 0).is_empty());
     }
 
     #[test]

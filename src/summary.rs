@@ -54,22 +54,28 @@ pub(crate) fn environment_facts(env_dir: &Path) -> EnvironmentFacts {
     let Ok(entries) = fs::read_dir(env_dir.join("conda-meta")) else {
         return facts;
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_none_or(|extension| extension != "json") {
-            continue;
-        }
-        let Ok(bytes) = fs::read(&path) else { continue };
-        let Ok(record) = serde_json::from_slice::<PrefixRecord>(&bytes) else {
-            continue;
-        };
-        let size = record
+    let records: Vec<_> = entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "json")
+        })
+        .collect();
+    // A stat of every file of every package: spread over the cores.
+    let sized = fsutil::map_parallel(&records, |path| {
+        let bytes = fs::read(path).ok()?;
+        let record = serde_json::from_slice::<PrefixRecord>(&bytes).ok()?;
+        let size: u64 = record
             .files
             .iter()
             .filter_map(|file| fs::symlink_metadata(env_dir.join(file)).ok())
             .filter(fs::Metadata::is_file)
             .map(|metadata| metadata.len())
             .sum();
+        Some((record, size))
+    });
+    for (record, size) in sized.into_iter().flatten() {
         if record.name == "python" {
             facts.python_version = Some(record.version.clone());
         }

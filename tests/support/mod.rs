@@ -77,7 +77,7 @@ pub(crate) fn fixtures() -> &'static Fixtures {
     })
 }
 
-fn digest_tree(root: &Path) -> String {
+pub(crate) fn digest_tree(root: &Path) -> String {
     use sha2::{Digest, Sha256};
     let mut files = Vec::new();
     let mut pending = vec![root.to_path_buf()];
