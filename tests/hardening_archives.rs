@@ -350,6 +350,11 @@ fn a_hostile_buildpack_zip_is_refused_before_anything_is_written_outside() {
             "the entry \"bin/supply\" twice".into(),
         ),
         (
+            "duplicate-spelled-differently",
+            vec![("./bin//supply", b"#!/bin/sh\necho replaced\n", 0o100_755)],
+            "the entry \"./bin//supply\" twice".into(),
+        ),
+        (
             "bomb",
             vec![("share/zeros", &[0; 4096], file)],
             "would unpack \"share/zeros\" to 3221225472 bytes".into(),
