@@ -401,3 +401,78 @@ fn a_hostile_buildpack_zip_is_refused_before_anything_is_written_outside() {
         assert!(leftovers.is_empty(), "{case}: the staging root was left");
     }
 }
+
+#[test]
+fn a_cached_zip_whose_installer_was_altered_or_removed_is_never_run() {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let zip = package(
+        &server,
+        dir.path(),
+        &Packaging {
+            cached: true,
+            ..Packaging::default()
+        },
+    );
+    let app = app("numpy-web", dir.path());
+    // A copy of the cached zip with the default installer's bytes altered, or left out.
+    let rewrite = |name: &str, alter: bool| -> PathBuf {
+        let mut archive = zip::ZipArchive::new(fs::File::open(&zip).unwrap()).unwrap();
+        let case_dir = dir.path().join(name);
+        fs::create_dir_all(&case_dir).unwrap();
+        let path = case_dir.join(zip.file_name().unwrap());
+        let mut writer = zip::ZipWriter::new(fs::File::create(&path).unwrap());
+        for index in 0..archive.len() {
+            let is_installer = archive
+                .by_index_raw(index)
+                .unwrap()
+                .name()
+                .ends_with("Miniconda3-py39_25.7.0-2-Linux-x86_64.sh");
+            if !is_installer {
+                writer
+                    .raw_copy_file(archive.by_index_raw(index).unwrap())
+                    .unwrap();
+                continue;
+            }
+            if alter {
+                let mut entry = archive.by_index(index).unwrap();
+                let entry_name = entry.name().to_string();
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes).unwrap();
+                let middle = bytes.len() / 2;
+                bytes[middle] ^= 0xff;
+                let options = zip::write::SimpleFileOptions::default().unix_permissions(0o644);
+                writer.start_file(entry_name, options).unwrap();
+                writer.write_all(&bytes).unwrap();
+            }
+        }
+        writer.finish().unwrap();
+        path
+    };
+    let cases = [
+        (
+            "altered",
+            rewrite("altered", true),
+            "The cached buildpack's copy of miniconda3-py39 25.7.0 is corrupt",
+        ),
+        (
+            "missing",
+            rewrite("missing", false),
+            "The cached buildpack is missing miniconda3-py39 25.7.0",
+        ),
+    ];
+    for (case, zip, expected) in cases {
+        let mut options = StageOptions::with_channels(&server).tmpdir(dir.path());
+        options.no_network = true;
+        let staging = stage(&app, &[&zip], &options, &dir.path().join(case).join("out"));
+        staging
+            .assert_supply_failed()
+            .assert_bounded(30, 64)
+            .assert_log_contains(expected)
+            .assert_log_contains("Ask the platform operator to re-upload the cached buildpack zip")
+            .assert_log_lacks("-----> Installing the conda environment");
+        if case == "altered" {
+            staging.assert_log_contains("dependency sha256 mismatch: expected sha256 ");
+        }
+    }
+}
