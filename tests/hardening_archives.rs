@@ -1,5 +1,5 @@
-//! Archives are input too: the conda packages a developer vendors into the app, and the
-//! buildpack zip an operator uploads. Entries that climb out with `../` or an absolute path,
+//! Archives are input too: the conda packages a developer vendors into the app or a channel
+//! serves, and the buildpack zip an operator uploads. Entries that climb out with `../` or an absolute path,
 //! links (alone or through each other) and hard links that lead out, devices, duplicates and
 //! decompression bombs are all refused with the offending entry named, in bounded time and
 //! memory, and nothing is ever written outside the target.
@@ -475,4 +475,75 @@ fn a_cached_zip_whose_installer_was_altered_or_removed_is_never_run() {
             staging.assert_log_contains("dependency sha256 mismatch: expected sha256 ");
         }
     }
+}
+
+#[test]
+fn a_hostile_package_from_a_channel_is_refused_by_conda_and_reported() {
+    let dir = scratch();
+    let fixtures = fixtures();
+    // A mirror that serves the fixture channels and installers, plus one channel with a
+    // package whose entry climbs out of conda's package cache.
+    let mirror = dir.path().join("mirror");
+    fs::create_dir_all(mirror.join("channels")).unwrap();
+    std::os::unix::fs::symlink(fixtures.dir.join("installers"), mirror.join("installers")).unwrap();
+    for channel in ["conda-forge", "main"] {
+        std::os::unix::fs::symlink(
+            fixtures.dir.join("channels").join(channel),
+            mirror.join("channels").join(channel),
+        )
+        .unwrap();
+    }
+    let outside = target_outside();
+    let escaping = format!("../../../../../../../..{}/climbed", outside.display());
+    let hostile = tar_bz2(&[index_json("evil"), (escaping.clone(), "file:boom".into())]);
+    let sha256 = {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(&hostile))
+    };
+    let md5 = {
+        use md5::Digest;
+        format!("{:x}", md5::Md5::digest(&hostile))
+    };
+    let channel = mirror.join("channels/evil");
+    for subdir in ["linux-64", "noarch"] {
+        fs::create_dir_all(channel.join(subdir)).unwrap();
+        let packages = if subdir == "linux-64" {
+            serde_json::json!({"evil-1.0-0.tar.bz2": {
+                "name": "evil", "version": "1.0", "build": "0", "build_number": 0,
+                "depends": [], "subdir": "linux-64", "md5": md5, "sha256": sha256,
+                "size": hostile.len()}})
+        } else {
+            serde_json::json!({})
+        };
+        fs::write(
+            channel.join(subdir).join("repodata.json"),
+            serde_json::json!({"info": {"subdir": subdir}, "packages": packages,
+                               "packages.conda": {}, "repodata_version": 1})
+            .to_string(),
+        )
+        .unwrap();
+    }
+    fs::write(channel.join("linux-64/evil-1.0-0.tar.bz2"), &hostile).unwrap();
+    let server = Server::start(&mirror);
+    let zip = package(&server, dir.path(), &Packaging::default());
+    let app = app("numpy-web", dir.path());
+    fs::write(
+        app.join("environment.yml"),
+        "channels: [conda-forge, evil]\ndependencies:\n  - python=3.11\n  - numpy=1.26\n  - evil\n",
+    )
+    .unwrap();
+    let staging = stage(
+        &app,
+        &[&zip],
+        &StageOptions::with_channels(&server).tmpdir(dir.path()),
+        &dir.path().join("out"),
+    );
+    staging
+        .assert_supply_failed()
+        .assert_clean_log()
+        .assert_bounded(60, 512)
+        .assert_log_contains("conda failed to create the environment")
+        .assert_log_contains("CondaVerificationError")
+        .assert_log_contains(&escaping);
+    assert!(!outside.exists(), "something was written outside");
 }
