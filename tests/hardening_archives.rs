@@ -1,5 +1,5 @@
-//! Archives are input too: the conda packages a developer vendors into the app, and the
-//! buildpack zip an operator uploads. Entries that climb out with `../` or an absolute path,
+//! Archives are input too: the conda packages a developer vendors into the app or a channel
+//! serves, and the buildpack zip an operator uploads. Entries that climb out with `../` or an absolute path,
 //! links (alone or through each other) and hard links that lead out, devices, duplicates and
 //! decompression bombs are all refused with the offending entry named, in bounded time and
 //! memory, and nothing is ever written outside the target.
@@ -350,6 +350,11 @@ fn a_hostile_buildpack_zip_is_refused_before_anything_is_written_outside() {
             "the entry \"bin/supply\" twice".into(),
         ),
         (
+            "duplicate-spelled-differently",
+            vec![("./bin//supply", b"#!/bin/sh\necho replaced\n", 0o100_755)],
+            "the entry \"./bin//supply\" twice".into(),
+        ),
+        (
             "bomb",
             vec![("share/zeros", &[0; 4096], file)],
             "would unpack \"share/zeros\" to 3221225472 bytes".into(),
@@ -395,4 +400,150 @@ fn a_hostile_buildpack_zip_is_refused_before_anything_is_written_outside() {
             .collect();
         assert!(leftovers.is_empty(), "{case}: the staging root was left");
     }
+}
+
+#[test]
+fn a_cached_zip_whose_installer_was_altered_or_removed_is_never_run() {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let zip = package(
+        &server,
+        dir.path(),
+        &Packaging {
+            cached: true,
+            ..Packaging::default()
+        },
+    );
+    let app = app("numpy-web", dir.path());
+    // A copy of the cached zip with the default installer's bytes altered, or left out.
+    let rewrite = |name: &str, alter: bool| -> PathBuf {
+        let mut archive = zip::ZipArchive::new(fs::File::open(&zip).unwrap()).unwrap();
+        let case_dir = dir.path().join(name);
+        fs::create_dir_all(&case_dir).unwrap();
+        let path = case_dir.join(zip.file_name().unwrap());
+        let mut writer = zip::ZipWriter::new(fs::File::create(&path).unwrap());
+        for index in 0..archive.len() {
+            let is_installer = archive
+                .by_index_raw(index)
+                .unwrap()
+                .name()
+                .ends_with("Miniconda3-py39_25.7.0-2-Linux-x86_64.sh");
+            if !is_installer {
+                writer
+                    .raw_copy_file(archive.by_index_raw(index).unwrap())
+                    .unwrap();
+                continue;
+            }
+            if alter {
+                let mut entry = archive.by_index(index).unwrap();
+                let entry_name = entry.name().to_string();
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes).unwrap();
+                let middle = bytes.len() / 2;
+                bytes[middle] ^= 0xff;
+                let options = zip::write::SimpleFileOptions::default().unix_permissions(0o644);
+                writer.start_file(entry_name, options).unwrap();
+                writer.write_all(&bytes).unwrap();
+            }
+        }
+        writer.finish().unwrap();
+        path
+    };
+    let cases = [
+        (
+            "altered",
+            rewrite("altered", true),
+            "The cached buildpack's copy of miniconda3-py39 25.7.0 is corrupt",
+        ),
+        (
+            "missing",
+            rewrite("missing", false),
+            "The cached buildpack is missing miniconda3-py39 25.7.0",
+        ),
+    ];
+    for (case, zip, expected) in cases {
+        let mut options = StageOptions::with_channels(&server).tmpdir(dir.path());
+        options.no_network = true;
+        let staging = stage(&app, &[&zip], &options, &dir.path().join(case).join("out"));
+        staging
+            .assert_supply_failed()
+            .assert_bounded(30, 64)
+            .assert_log_contains(expected)
+            .assert_log_contains("Ask the platform operator to re-upload the cached buildpack zip")
+            .assert_log_lacks("-----> Installing the conda environment");
+        if case == "altered" {
+            staging.assert_log_contains("dependency sha256 mismatch: expected sha256 ");
+        }
+    }
+}
+
+#[test]
+fn a_hostile_package_from_a_channel_is_refused_by_conda_and_reported() {
+    let dir = scratch();
+    let fixtures = fixtures();
+    // A mirror that serves the fixture channels and installers, plus one channel with a
+    // package whose entry climbs out of conda's package cache.
+    let mirror = dir.path().join("mirror");
+    fs::create_dir_all(mirror.join("channels")).unwrap();
+    std::os::unix::fs::symlink(fixtures.dir.join("installers"), mirror.join("installers")).unwrap();
+    for channel in ["conda-forge", "main"] {
+        std::os::unix::fs::symlink(
+            fixtures.dir.join("channels").join(channel),
+            mirror.join("channels").join(channel),
+        )
+        .unwrap();
+    }
+    let outside = target_outside();
+    let escaping = format!("../../../../../../../..{}/climbed", outside.display());
+    let hostile = tar_bz2(&[index_json("evil"), (escaping.clone(), "file:boom".into())]);
+    let sha256 = {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(&hostile))
+    };
+    let md5 = {
+        use md5::Digest;
+        format!("{:x}", md5::Md5::digest(&hostile))
+    };
+    let channel = mirror.join("channels/evil");
+    for subdir in ["linux-64", "noarch"] {
+        fs::create_dir_all(channel.join(subdir)).unwrap();
+        let packages = if subdir == "linux-64" {
+            serde_json::json!({"evil-1.0-0.tar.bz2": {
+                "name": "evil", "version": "1.0", "build": "0", "build_number": 0,
+                "depends": [], "subdir": "linux-64", "md5": md5, "sha256": sha256,
+                "size": hostile.len()}})
+        } else {
+            serde_json::json!({})
+        };
+        fs::write(
+            channel.join(subdir).join("repodata.json"),
+            serde_json::json!({"info": {"subdir": subdir}, "packages": packages,
+                               "packages.conda": {}, "repodata_version": 1})
+            .to_string(),
+        )
+        .unwrap();
+    }
+    fs::write(channel.join("linux-64/evil-1.0-0.tar.bz2"), &hostile).unwrap();
+    let server = Server::start(&mirror);
+    let zip = package(&server, dir.path(), &Packaging::default());
+    let app = app("numpy-web", dir.path());
+    fs::write(
+        app.join("environment.yml"),
+        "channels: [conda-forge, evil]\ndependencies:\n  - python=3.11\n  - numpy=1.26\n  - evil\n",
+    )
+    .unwrap();
+    let staging = stage(
+        &app,
+        &[&zip],
+        &StageOptions::with_channels(&server).tmpdir(dir.path()),
+        &dir.path().join("out"),
+    );
+    staging
+        .assert_supply_failed()
+        .assert_clean_log()
+        .assert_bounded(60, 512)
+        .assert_log_contains("conda failed to create the environment")
+        .assert_log_contains("CondaVerificationError")
+        .assert_log_contains(&escaping);
+    assert!(!outside.exists(), "something was written outside");
 }

@@ -86,6 +86,8 @@ pub(crate) fn unpack(zip: &Path, target: &Path) -> Result<(), LifecycleError> {
         if relative.as_os_str().is_empty() {
             continue;
         }
+        // Names that differ only in spelling (`bin/supply`, `./bin//supply`) land on the
+        // same file: a duplicate too.
         if !names.insert(relative.clone()) && !entry.is_dir() {
             return Err(LifecycleError::ZipEntryDuplicate {
                 zip: zip.to_path_buf(),
