@@ -52,8 +52,6 @@ pub(crate) enum AppError {
     InvalidRuntimeTxt { content: String, reason: String },
     #[error("{file}: {reason}")]
     InvalidExplicitSpec { file: String, reason: String },
-    #[error("the app has no environment.yml, environment.yaml or spec-file.txt")]
-    NotCondaApp,
     #[error("{variable}={value}: {reason}")]
     InvalidSetting {
         variable: &'static str,
@@ -140,10 +138,6 @@ pub(crate) struct App {
 
 impl App {
     pub(crate) fn read(build_dir: &Path) -> Result<Self, AppError> {
-        // Named explicitly (`cf push -b conda_buildpack`) the buildpack runs without detect.
-        if !Self::is_conda_app(build_dir) {
-            return Err(AppError::NotCondaApp);
-        }
         let environment = match find_environment_file(build_dir) {
             Some(path) => Some(read_environment_file(build_dir, &path)?),
             None => None,

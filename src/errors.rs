@@ -244,11 +244,6 @@ fn app_message(error: &AppError) -> Message {
                 "Write it with `conda list --explicit --md5 > {file}` in the environment you want."
             ),
         ),
-        AppError::NotCondaApp => Message::new(
-            "This is not a conda app",
-            vec!["The conda buildpack needs an environment.yml (or environment.yaml, or an @EXPLICIT spec-file.txt) at the top of the app, and this app has none.".into()],
-            "Add an environment.yml listing the app's packages (`conda env export --from-history > environment.yml`), or push with another buildpack.",
-        ),
         AppError::InvalidSetting {
             variable,
             value,

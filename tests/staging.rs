@@ -295,7 +295,7 @@ fn naming_the_buildpack_for_an_app_without_an_environment_says_so() {
     );
     assert_eq!(staging.code, 225, "{}", staging.log);
     staging
-        .assert_log_contains("**ERROR**\u{1b}[0m This is not a conda app")
+        .assert_log_contains("**ERROR**\u{1b}[0m The app has no environment.yml")
         .assert_log_contains("Add an environment.yml");
     assert_eq!(server.total_requests(), 0);
 }
