@@ -279,23 +279,3 @@ fn strip_entry(from: &std::path::Path, to: &std::path::Path, name: &str) {
     }
     writer.finish().unwrap();
 }
-
-#[test]
-fn naming_the_buildpack_for_an_app_without_an_environment_says_so() {
-    let dir = scratch();
-    let server = Server::start(&fixtures().dir);
-    let zip = package(&server, dir.path(), &Packaging::default());
-    let app = app("no-conda", dir.path());
-    // `cf push -b conda_buildpack` skips detect.
-    let staging = stage(
-        &app,
-        &[&zip],
-        &StageOptions::with_channels(&server),
-        &dir.path().join("out"),
-    );
-    assert_eq!(staging.code, 225, "{}", staging.log);
-    staging
-        .assert_log_contains("**ERROR**\u{1b}[0m The app has no environment.yml")
-        .assert_log_contains("Add an environment.yml");
-    assert_eq!(server.total_requests(), 0);
-}
