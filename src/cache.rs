@@ -614,13 +614,6 @@ fn relative(root: &Path, path: &Path) -> String {
         .into_owned()
 }
 
-fn mtime_ns(metadata: &fs::Metadata) -> i64 {
-    metadata
-        .mtime()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(metadata.mtime_nsec())
-}
-
 /// Records a tree, directories before their contents, in a stable order.
 fn record_tree(root: &Path) -> io::Result<Vec<Record>> {
     let mut records = Vec::new();
@@ -649,7 +642,7 @@ fn record_tree(root: &Path) -> io::Result<Vec<Record>> {
                     path: relative(root, &path),
                     mode: metadata.mode() & 0o7777,
                     size: metadata.len(),
-                    mtime_ns: mtime_ns(&metadata),
+                    mtime_ns: fsutil::mtime_ns(&metadata),
                 });
             }
         }
@@ -763,6 +756,7 @@ fn restore_leaves(
     let worker = || {
         let mut tally = Tally::default();
         let mut links_work = true;
+        let mut open_dirs = OpenDirs::default();
         'chunks: loop {
             let start = next.fetch_add(CHUNK, Ordering::Relaxed);
             let Some(chunk) = leaves.get(start..(start + CHUNK).min(leaves.len())) else {
@@ -772,7 +766,7 @@ fn restore_leaves(
                 if index > first_failure.load(Ordering::Relaxed) {
                     break 'chunks;
                 }
-                match restore_leaf(source, target, record, &mut links_work) {
+                match restore_leaf(source, target, record, &mut links_work, &mut open_dirs) {
                     Ok(Some(size)) => {
                         tally.files += 1;
                         tally.bytes += size;
@@ -819,6 +813,14 @@ fn restore_leaves(
     first_error.map_or(Ok(totals), Err)
 }
 
+/// The source and target directories of the records being restored, kept open while
+/// neighbouring records share them.
+#[derive(Default)]
+struct OpenDirs {
+    source: Option<fsutil::OpenDir>,
+    target: Option<fsutil::OpenDir>,
+}
+
 /// One file (linked, or copied once links are refused) or symlink, checked against its record
 /// first. Returns the file's size, or `None` for a symlink.
 fn restore_leaf(
@@ -826,19 +828,21 @@ fn restore_leaf(
     target: &Path,
     record: &Record,
     links_work: &mut bool,
+    open_dirs: &mut OpenDirs,
 ) -> Result<Option<u64>, String> {
     let fail = |what: &str, path: &str, detail: String| format!("{what} {path}: {detail}");
     let path = record.path();
-    let from = source.join(path);
-    let to = target.join(path);
+    // Whole paths only where a name relative to an open directory will not do.
+    let from = || source.join(path);
+    let to = || target.join(path);
     match record {
         Record::Dir { .. } => Ok(None),
         Record::Symlink { target: link, .. } => {
-            let actual = fs::read_link(&from).map_err(|_| format!("{path} is missing"))?;
+            let actual = fs::read_link(from()).map_err(|_| format!("{path} is missing"))?;
             if actual.to_string_lossy() != *link {
                 return Err(format!("{path} was changed"));
             }
-            std::os::unix::fs::symlink(link, &to)
+            std::os::unix::fs::symlink(link, to())
                 .map_err(|error| fail("cannot create", path, error.to_string()))?;
             Ok(None)
         }
@@ -848,21 +852,27 @@ fn restore_leaf(
             mtime_ns: recorded,
             ..
         } => {
-            let metadata = fs::symlink_metadata(&from).map_err(|_| format!("{path} is missing"))?;
-            if !metadata.is_file() {
+            let (parent, name) = fsutil::split_parent(path);
+            let source_dir = fsutil::OpenDir::at(&mut open_dirs.source, source, parent)
+                .map_err(|_| format!("{path} is missing"))?;
+            let target_dir = fsutil::OpenDir::at(&mut open_dirs.target, target, parent)
+                .map_err(|error| fail("cannot link", path, error.to_string()))?;
+            let checked = fsutil::stat_at(source_dir, name, from)
+                .map_err(|_| format!("{path} is missing"))?;
+            if !checked.is_file {
                 return Err(format!("{path} is no longer a file"));
             }
-            if metadata.len() != *size {
+            if checked.len != *size {
                 return Err(format!(
                     "{path} was truncated or changed ({} bytes, expected {size})",
-                    metadata.len()
+                    checked.len
                 ));
             }
-            if mtime_ns(&metadata) != *recorded || metadata.mode() & 0o7777 != *mode {
+            if checked.mtime_ns != *recorded || checked.mode != *mode {
                 return Err(format!("{path} was modified"));
             }
             if *links_work {
-                match fs::hard_link(&from, &to) {
+                match fsutil::hard_link_at(source_dir, target_dir, name) {
                     Ok(()) => return Ok(Some(*size)),
                     Err(error)
                         if matches!(
@@ -875,7 +885,9 @@ fn restore_leaf(
                     Err(error) => return Err(fail("cannot link", path, error.to_string())),
                 }
             }
-            fsutil::copy_file_preserving(&from, &to, &metadata)
+            let metadata =
+                fs::symlink_metadata(from()).map_err(|_| format!("{path} is missing"))?;
+            fsutil::copy_file_preserving(&from(), &to(), &metadata)
                 .map_err(|error| fail("cannot copy", path, error.to_string()))?;
             Ok(Some(*size))
         }
@@ -1196,7 +1208,7 @@ mod tests {
             path: "bin/out/planted".into(),
             mode: planted.mode() & 0o7777,
             size: planted.len(),
-            mtime_ns: mtime_ns(&planted),
+            mtime_ns: fsutil::mtime_ns(&planted),
         });
         metadata.checksum = metadata.body_checksum();
         fs::write(entry.join(METADATA), serde_json::to_vec(&metadata).unwrap()).unwrap();

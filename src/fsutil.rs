@@ -136,6 +136,97 @@ pub(crate) fn copy_file_preserving(
     Ok(())
 }
 
+/// What the buildpack checks of a file: its kind, size, modification time and permission bits.
+pub(crate) struct FileStat {
+    pub(crate) is_file: bool,
+    pub(crate) len: u64,
+    pub(crate) mtime_ns: i64,
+    pub(crate) mode: u32,
+}
+
+impl FileStat {
+    pub(crate) fn from_metadata(metadata: &fs::Metadata) -> Self {
+        Self {
+            is_file: metadata.is_file(),
+            len: metadata.len(),
+            mtime_ns: mtime_ns(metadata),
+            mode: metadata.mode() & 0o7777,
+        }
+    }
+}
+
+/// A file's modification time in nanoseconds since the epoch.
+pub(crate) fn mtime_ns(metadata: &fs::Metadata) -> i64 {
+    metadata
+        .mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(metadata.mtime_nsec())
+}
+
+/// The directory of the files being looked at, kept open while the next file is in the same
+/// one, so that each `stat` or `link` costs the kernel a lookup of a name instead of a walk of a
+/// whole path: path walks were the largest kernel cost of a warm restage (`docs/benchmarks.md`).
+pub(crate) struct OpenDir {
+    relative: String,
+    file: fs::File,
+}
+
+impl OpenDir {
+    /// `root/relative`, open: the one in `slot` when it is that directory already.
+    pub(crate) fn at<'a>(
+        slot: &'a mut Option<Self>,
+        root: &Path,
+        relative: &str,
+    ) -> io::Result<&'a fs::File> {
+        if slot.as_ref().is_none_or(|open| open.relative != relative) {
+            *slot = Some(Self {
+                relative: relative.to_string(),
+                file: fs::File::open(root.join(relative))?,
+            });
+        }
+        slot.as_ref()
+            .map(|open| &open.file)
+            .ok_or_else(|| io::Error::other("no open directory"))
+    }
+}
+
+/// `("a/b", "c")` for `"a/b/c"`, `("", "c")` for `"c"`.
+pub(crate) fn split_parent(path: &str) -> (&str, &str) {
+    path.rsplit_once('/').unwrap_or(("", path))
+}
+
+/// `lstat` of `name` in the open directory `dir`; where `statx` is unavailable (a kernel
+/// before 4.11) or fails, the standard library's `lstat` of the whole path `path()`.
+pub(crate) fn stat_at(
+    dir: &fs::File,
+    name: &str,
+    path: impl FnOnce() -> PathBuf,
+) -> io::Result<FileStat> {
+    use rustix::fs::{AtFlags, StatxFlags};
+    let wanted = StatxFlags::TYPE | StatxFlags::MODE | StatxFlags::SIZE | StatxFlags::MTIME;
+    match rustix::fs::statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, wanted) {
+        Ok(statx) => {
+            let mode = u32::from(statx.stx_mode);
+            Ok(FileStat {
+                is_file: mode & libc::S_IFMT == libc::S_IFREG,
+                len: statx.stx_size,
+                mtime_ns: statx
+                    .stx_mtime
+                    .tv_sec
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(i64::from(statx.stx_mtime.tv_nsec)),
+                mode: mode & 0o7777,
+            })
+        }
+        Err(_) => fs::symlink_metadata(path()).map(|metadata| FileStat::from_metadata(&metadata)),
+    }
+}
+
+/// Hard-links `name` in the open directory `from` as `name` in the open directory `to`.
+pub(crate) fn hard_link_at(from: &fs::File, to: &fs::File, name: &str) -> io::Result<()> {
+    rustix::fs::linkat(from, name, to, name, rustix::fs::AtFlags::empty()).map_err(io::Error::from)
+}
+
 /// Bytes of the regular files in a tree, each inode counted once: what the tree costs on
 /// disk and in a droplet. A missing tree (or a directory that vanishes midway) counts 0.
 pub(crate) fn tree_size(root: &Path) -> io::Result<u64> {

@@ -62,16 +62,27 @@ pub(crate) fn environment_facts(env_dir: &Path) -> EnvironmentFacts {
                 .is_some_and(|extension| extension == "json")
         })
         .collect();
-    // A stat of every file of every package: spread over the cores.
+    // A stat of every file of every package: spread over the cores, and each relative to its
+    // open directory (a package's files are listed directory by directory).
     let sized = fsutil::map_parallel(&records, |path| {
         let bytes = fs::read(path).ok()?;
         let record = serde_json::from_slice::<PrefixRecord>(&bytes).ok()?;
+        let mut open_dir = None;
         let size: u64 = record
             .files
             .iter()
-            .filter_map(|file| fs::symlink_metadata(env_dir.join(file)).ok())
-            .filter(fs::Metadata::is_file)
-            .map(|metadata| metadata.len())
+            .filter_map(|file| {
+                let whole_path = || env_dir.join(file);
+                let (parent, name) = fsutil::split_parent(file);
+                match fsutil::OpenDir::at(&mut open_dir, env_dir, parent) {
+                    Ok(dir) => fsutil::stat_at(dir, name, whole_path).ok(),
+                    Err(_) => fs::symlink_metadata(whole_path())
+                        .ok()
+                        .map(|metadata| fsutil::FileStat::from_metadata(&metadata)),
+                }
+            })
+            .filter(|stat| stat.is_file)
+            .map(|stat| stat.len)
             .sum();
         Some((record, size))
     });
