@@ -1208,7 +1208,7 @@ mod tests {
             path: "bin/out/planted".into(),
             mode: planted.mode() & 0o7777,
             size: planted.len(),
-            mtime_ns: mtime_ns(&planted),
+            mtime_ns: fsutil::mtime_ns(&planted),
         });
         metadata.checksum = metadata.body_checksum();
         fs::write(entry.join(METADATA), serde_json::to_vec(&metadata).unwrap()).unwrap();
