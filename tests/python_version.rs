@@ -6,32 +6,16 @@ mod support;
 
 use std::path::Path;
 
-use support::{
-    Packaging, Server, StageOptions, Staging, app, fixtures, launch, package, scratch, stage,
-    stdout,
-};
+use support::{StageOptions, launch, stdout};
 
-struct Pushed {
-    staging: Staging,
-    _dir: tempfile::TempDir,
-    _server: Server,
-}
-
-fn push(fixture: &str, settings: &[(&str, &str)]) -> Pushed {
-    let dir = scratch();
-    let server = Server::start(&fixtures().dir);
-    let zip = package(&server, dir.path(), &Packaging::default());
-    let app = app(fixture, dir.path());
-    let mut options = StageOptions::with_channels(&server);
-    for (name, value) in settings {
-        options = options.env(name, value);
-    }
-    let staging = stage(&app, &[&zip], &options, &dir.path().join("out"));
-    Pushed {
-        staging,
-        _dir: dir,
-        _server: server,
-    }
+/// Pushes a fixture app with `cf set-env`-style settings.
+fn push(fixture: &str, settings: &[(&str, &str)]) -> support::Pushed {
+    support::push(fixture, |server| {
+        settings.iter().fold(
+            StageOptions::with_channels(server),
+            |options, (name, value)| options.env(name, value),
+        )
+    })
 }
 
 fn python_at_run_time(droplet: &Path) -> String {

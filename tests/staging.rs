@@ -159,17 +159,14 @@ fn an_app_without_an_environment_file_is_not_detected() {
 
 #[test]
 fn an_unsolvable_environment_fails_supply_with_condas_own_words() {
-    let dir = scratch();
-    let server = Server::start(&fixtures().dir);
-    let zip = package(&server, dir.path(), &Packaging::default());
-    let app = app("unsolvable", dir.path());
     // conda 25 (libmamba) reports a version no channel has as PackagesNotFoundError.
-    let staging = stage(
-        &app,
-        &[&zip],
-        &StageOptions::with_channels(&server),
-        &dir.path().join("out"),
-    );
+    let support::Pushed {
+        staging,
+        dir,
+        server,
+        zip,
+        app,
+    } = support::push("unsolvable", StageOptions::with_channels);
     assert_eq!(staging.code, 225, "{}", staging.log);
     staging
         .assert_clean_log()
@@ -199,16 +196,8 @@ fn an_unsolvable_environment_fails_supply_with_condas_own_words() {
 
 #[test]
 fn without_a_procfile_release_is_valid_and_the_log_says_what_is_missing() {
-    let dir = scratch();
-    let server = Server::start(&fixtures().dir);
-    let zip = package(&server, dir.path(), &Packaging::default());
-    let app = app("no-procfile", dir.path());
-    let staging = stage(
-        &app,
-        &[&zip],
-        &StageOptions::with_channels(&server),
-        &dir.path().join("out"),
-    );
+    let pushed = support::push("no-procfile", StageOptions::with_channels);
+    let staging = &pushed.staging;
     staging
         .assert_success()
         .assert_log_contains("The app has no Procfile with a `web:` line");

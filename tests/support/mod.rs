@@ -722,3 +722,28 @@ pub(crate) fn standin_buildpack(name: &str, into: &Path) -> PathBuf {
     writer.finish().unwrap();
     target
 }
+
+/// One push of a fixture app through a freshly packaged buildpack against a fresh fixture
+/// server: the preamble most stories share. The scratch dir and server live as long as this.
+pub(crate) struct Pushed {
+    pub(crate) staging: Staging,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) server: Server,
+    pub(crate) zip: PathBuf,
+    pub(crate) app: PathBuf,
+}
+
+pub(crate) fn push(fixture: &str, options: impl FnOnce(&Server) -> StageOptions) -> Pushed {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let zip = package(&server, dir.path(), &Packaging::default());
+    let app = app(fixture, dir.path());
+    let staging = stage(&app, &[&zip], &options(&server), &dir.path().join("out"));
+    Pushed {
+        staging,
+        dir,
+        server,
+        zip,
+        app,
+    }
+}
