@@ -141,28 +141,9 @@ use md5::Digest as _;
 fn a_vendored_app_stages_with_no_network_from_the_cached_zip() {
     let dir = scratch();
     let server = Server::start(&fixtures().dir);
-    let zip = package(
-        &server,
-        dir.path(),
-        &Packaging {
-            cached: true,
-            ..Packaging::default()
-        },
-    );
+    let zip = package(&server, dir.path(), &Packaging::cached());
     let app = app("numpy-web", dir.path());
-    let conda = developer_conda(dir.path());
-
-    let vendored = vendor(&app, &conda, &server, dir.path());
-    assert!(
-        vendored.status.success(),
-        "{}",
-        String::from_utf8_lossy(&vendored.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&vendored.stdout).contains("Vendored "),
-        "{}",
-        stdout(&vendored)
-    );
+    support::vendor_as_developer(&app, &server, dir.path());
     let packages = vendored_packages(&app);
     assert!(
         packages
@@ -226,14 +207,7 @@ fn a_vendored_app_stages_with_no_network_from_the_cached_zip() {
 fn an_explicit_spec_installs_vendored_packages_without_a_solve() {
     let dir = scratch();
     let server = Server::start(&fixtures().dir);
-    let zip = package(
-        &server,
-        dir.path(),
-        &Packaging {
-            cached: true,
-            ..Packaging::default()
-        },
-    );
+    let zip = package(&server, dir.path(), &Packaging::cached());
     let app = app("numpy-web", dir.path());
     let conda = developer_conda(dir.path());
     // The developer writes the spec from an environment they built.
@@ -322,14 +296,7 @@ fn without_network_the_uncached_zip_fails_fast_and_says_what_to_do() {
     assert_eq!(server.total_requests(), 0);
 
     // The cached zip gets further, to conda's channels, and fails as fast.
-    let cached = package(
-        &server,
-        &dir.path().join("cached"),
-        &Packaging {
-            cached: true,
-            ..Packaging::default()
-        },
-    );
+    let cached = package(&server, &dir.path().join("cached"), &Packaging::cached());
     let started = Instant::now();
     let staging = stage(
         &app,
@@ -352,14 +319,7 @@ fn without_network_the_uncached_zip_fails_fast_and_says_what_to_do() {
 fn a_hostile_vendored_archive_is_refused_naming_the_file() {
     let dir = scratch();
     let server = Server::start(&fixtures().dir);
-    let zip = package(
-        &server,
-        dir.path(),
-        &Packaging {
-            cached: true,
-            ..Packaging::default()
-        },
-    );
+    let zip = package(&server, dir.path(), &Packaging::cached());
     let app = app("numpy-web", dir.path());
     fs::create_dir_all(app.join("vendor/linux-64")).unwrap();
     // A tar.bz2 whose entry climbs out of the package.

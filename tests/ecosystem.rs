@@ -8,8 +8,8 @@ use std::fs;
 use std::path::Path;
 
 use support::{
-    Packaging, Server, StageOptions, app, developer_conda, droplet_entries, droplet_file, fixtures,
-    launch, package, sample_app, scratch, stage, standin_buildpack, stdout, vendor,
+    Packaging, Server, StageOptions, app, droplet_entries, droplet_file, fixtures, launch, package,
+    sample_app, scratch, stage, standin_buildpack, stdout,
 };
 
 fn record(droplet: &Path) -> String {
@@ -231,22 +231,9 @@ fn the_python27_legacy_sample_runs_on_python_2() {
 fn the_vendored_offline_sample_stages_with_no_network() {
     let dir = scratch();
     let server = Server::start(&fixtures().dir);
-    let cached = package(
-        &server,
-        dir.path(),
-        &Packaging {
-            cached: true,
-            ..Packaging::default()
-        },
-    );
+    let cached = package(&server, dir.path(), &Packaging::cached());
     let app = sample_app("vendored-offline", dir.path());
-    let conda = developer_conda(dir.path());
-    let vendored = vendor(&app, &conda, &server, dir.path());
-    assert!(
-        vendored.status.success(),
-        "{}",
-        String::from_utf8_lossy(&vendored.stderr)
-    );
+    support::vendor_as_developer(&app, &server, dir.path());
     let mut options = StageOptions::with_channels(&server);
     options.no_network = true;
     let staging = stage(&app, &[&cached], &options, &dir.path().join("out"));

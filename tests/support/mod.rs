@@ -747,3 +747,31 @@ pub(crate) fn push(fixture: &str, options: impl FnOnce(&Server) -> StageOptions)
         app,
     }
 }
+
+impl Packaging {
+    /// The cached zip, as an operator of an offline foundation uploads it.
+    pub(crate) fn cached() -> Self {
+        Self {
+            cached: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// What a developer does before pushing to an offline foundation: install conda, then
+/// `conda-buildpack vendor APP`. Returns the developer's conda.
+pub(crate) fn vendor_as_developer(app: &Path, server: &Server, home: &Path) -> PathBuf {
+    let conda = developer_conda(home);
+    let vendored = vendor(app, &conda, server, home);
+    assert!(
+        vendored.status.success(),
+        "conda-buildpack vendor failed: {}",
+        String::from_utf8_lossy(&vendored.stderr)
+    );
+    assert!(
+        stdout(&vendored).contains("Vendored "),
+        "{}",
+        stdout(&vendored)
+    );
+    conda
+}
