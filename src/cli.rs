@@ -50,6 +50,9 @@ enum Command {
     Package(packager::PackageArgs),
     /// Stage an app locally, as Cloud Foundry's builder does, from buildpack zips.
     Stage(lifecycle::stage::StageArgs),
+    /// Our model of Cloud Foundry's builder, as `stage` runs it inside the staging container.
+    #[command(hide = true)]
+    Builder(lifecycle::builder::BuilderArgs),
     /// Start a droplet as Cloud Foundry's launcher does, at /home/vcap.
     Launch(lifecycle::launch::LaunchArgs),
     /// Fill an app's vendor/ with every conda package its environment needs, for staging
@@ -100,6 +103,7 @@ pub(crate) fn run() -> ExitCode {
         } => report(finalize::compile(&build_dir, &cache_dir)),
         Command::Package(args) => packager::run(&args),
         Command::Stage(args) => lifecycle::stage::run(&args),
+        Command::Builder(args) => lifecycle::builder::run(&args),
         Command::Launch(args) => lifecycle::launch::run(&args),
         Command::Vendor(args) => vendor::run(&args),
     }

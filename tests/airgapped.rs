@@ -196,7 +196,7 @@ fn a_vendored_app_stages_with_no_network_from_the_cached_zip() {
         &offline(&server),
         &dir.path().join("out-missing"),
     );
-    assert_eq!(missing.code, 225, "{}", missing.log);
+    assert_eq!(missing.code, 223, "{}", missing.log);
     missing
         .assert_log_contains("A package the app needs is not in vendor/")
         .assert_log_contains("pandas")
@@ -266,7 +266,7 @@ fn an_explicit_spec_installs_vendored_packages_without_a_solve() {
         &offline(&server),
         &dir.path().join("out-missing"),
     );
-    assert_eq!(missing.code, 225);
+    assert_eq!(missing.code, 223);
     missing.assert_log_contains(&format!("{name} is not in vendor/"));
 }
 
@@ -278,7 +278,7 @@ fn without_network_the_uncached_zip_fails_fast_and_says_what_to_do() {
     let app = app("numpy-web", dir.path());
     let started = Instant::now();
     let staging = stage(&app, &[&zip], &offline(&server), &dir.path().join("out"));
-    assert_eq!(staging.code, 225, "{}", staging.log);
+    assert_eq!(staging.code, 223, "{}", staging.log);
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "staging hung for {:?}",
@@ -304,7 +304,7 @@ fn without_network_the_uncached_zip_fails_fast_and_says_what_to_do() {
         &offline(&server),
         &dir.path().join("out-cached"),
     );
-    assert_eq!(staging.code, 225, "{}", staging.log);
+    assert_eq!(staging.code, 223, "{}", staging.log);
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "staging hung for {:?}",
@@ -345,7 +345,7 @@ fn a_hostile_vendored_archive_is_refused_naming_the_file() {
     )
     .unwrap();
     let staging = stage(&app, &[&zip], &offline(&server), &dir.path().join("out"));
-    assert_eq!(staging.code, 225, "{}", staging.log);
+    assert_eq!(staging.code, 223, "{}", staging.log);
     staging
         .assert_log_contains("The vendored packages cannot be used")
         .assert_log_contains(

@@ -100,7 +100,7 @@ fn pip_requirements_are_installed_into_the_environment_and_run_relocated() {
     )
     .unwrap();
     let failed = stage(&app, &[&zip], &options, &dir.path().join("out-failed"));
-    assert_eq!(failed.code, 225, "{}", failed.log);
+    assert_eq!(failed.code, 223, "{}", failed.log);
     failed
         .assert_clean_log()
         .assert_log_contains("pip failed to install the app's pip requirements")

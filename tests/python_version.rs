@@ -108,7 +108,7 @@ fn conflicting_files_warn_naming_both_and_environment_yml_wins() {
 #[test]
 fn an_impossible_version_fails_listing_what_the_manifest_offers() {
     let pushed = push("impossible-version", &[]);
-    assert_eq!(pushed.staging.code, 225, "{}", pushed.staging.log);
+    assert_eq!(pushed.staging.code, 223, "{}", pushed.staging.log);
     pushed
         .staging
         .assert_clean_log()
@@ -147,7 +147,7 @@ fn a_version_line_is_chosen_with_bp_conda_version() {
         .assert_log_contains("Miniconda3-py39_4.12.0-Linux-x86_64.sh");
     assert!(python_at_run_time(&pushed.staging.droplet()).starts_with("Python 3.9."));
     let missing = push("version-line", &[("BP_CONDA_VERSION", "3.x")]);
-    assert_eq!(missing.staging.code, 225);
+    assert_eq!(missing.staging.code, 223);
     missing
         .staging
         .assert_log_contains("No conda installer for Python 3 (from environment.yml: python=3.9) with miniconda 3.x (BP_CONDA_VERSION)");

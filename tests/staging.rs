@@ -167,7 +167,7 @@ fn an_unsolvable_environment_fails_supply_with_condas_own_words() {
         zip,
         app,
     } = support::push("unsolvable", StageOptions::with_channels);
-    assert_eq!(staging.code, 225, "{}", staging.log);
+    assert_eq!(staging.code, 223, "{}", staging.log);
     staging
         .assert_clean_log()
         .assert_log_contains("**ERROR**\u{1b}[0m conda cannot find some of the app's packages")
@@ -187,7 +187,7 @@ fn an_unsolvable_environment_fails_supply_with_condas_own_words() {
     // conda 4.12's classic solver says ResolvePackageNotFound for the same request.
     let options = StageOptions::with_channels(&server).env("BP_CONDA_VERSION", "4.12.x");
     let classic = stage(&app, &[&zip], &options, &dir.path().join("out-classic"));
-    assert_eq!(classic.code, 225, "{}", classic.log);
+    assert_eq!(classic.code, 223, "{}", classic.log);
     classic
         .assert_log_contains("conda cannot satisfy the app's package versions")
         .assert_log_contains("ResolvePackageNotFound")

@@ -68,7 +68,7 @@ fn a_malformed_environment_file_names_its_line_and_column_before_anything_is_dow
         &server,
         StageOptions::with_channels(&server),
     );
-    assert_eq!(staging.code, 225, "{}", staging.log);
+    assert_eq!(staging.code, 223, "{}", staging.log);
     staging
         .assert_clean_log()
         .assert_log_contains(
@@ -97,7 +97,7 @@ fn a_tampered_installer_is_deleted_and_never_run() {
         &StageOptions::with_channels(&server).cache(&cache),
         &dir.path().join("out"),
     );
-    assert_eq!(staging.code, 225, "{}", staging.log);
+    assert_eq!(staging.code, 223, "{}", staging.log);
     let expected = fixtures().installer("miniconda3-py39", "25.7.0")["sha256"]
         .as_str()
         .unwrap()
@@ -131,7 +131,7 @@ fn a_missing_installer_says_the_server_answered_404() {
         },
     );
     let (staging, _dir) = push("numpy-web", &server, StageOptions::with_channels(&server));
-    assert_eq!(staging.code, 225, "{}", staging.log);
+    assert_eq!(staging.code, 223, "{}", staging.log);
     staging
         .assert_log_contains("**ERROR**\u{1b}[0m A download failed with HTTP 404")
         .assert_log_contains("answered HTTP 404");
@@ -148,7 +148,7 @@ fn a_solver_killed_for_memory_is_explained_and_was_warned_about() {
     let mut options = StageOptions::with_channels(&server);
     options.memory = Some("128m".into());
     let (staging, _dir) = push("numpy-web", &server, options);
-    assert_eq!(staging.code, 225, "{}", staging.log);
+    assert_eq!(staging.code, 223, "{}", staging.log);
     let warning = staging
         .log
         .find("This app stages with 128 MB of memory (MEMORY_LIMIT)")

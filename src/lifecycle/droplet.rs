@@ -152,6 +152,29 @@ impl<W: Write> DropletWriter<W> {
     }
 }
 
+/// Writes the builder's output cache: a tgz of the whole cache dir (`./final/...`), as the
+/// real builder writes `-outputBuildArtifactsCache`.
+pub(crate) fn write_cache(output: &Path, cache_dir: &Path) -> io::Result<()> {
+    let encoder = GzEncoder::new(
+        BufWriter::new(File::create(output)?),
+        Compression::default(),
+    );
+    let mut writer = DropletWriter {
+        builder: tar::Builder::new(encoder),
+        first_names: HashMap::new(),
+    };
+    writer.add_directory_entry(cache_dir, b"./")?;
+    let mut children = fs::read_dir(cache_dir)?.collect::<io::Result<Vec<_>>>()?;
+    children.sort_by_key(fs::DirEntry::file_name);
+    for child in children {
+        let mut name = b"./".to_vec();
+        name.extend_from_slice(child.file_name().as_bytes());
+        writer.add(&child.path(), &name)?;
+    }
+    let encoder = writer.builder.into_inner()?;
+    encoder.finish()?.flush()
+}
+
 fn header_for(metadata: &fs::Metadata, kind: EntryType, size: u64) -> Header {
     let mut header = Header::new_gnu();
     header.set_entry_type(kind);

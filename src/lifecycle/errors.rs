@@ -14,7 +14,8 @@ pub(crate) const DETECT_FAIL_CODE: u8 = 222;
 pub(crate) const COMPILE_FAIL_CODE: u8 = 223;
 pub(crate) const RELEASE_FAIL_CODE: u8 = 224;
 pub(crate) const SUPPLY_FAIL_CODE: u8 = 225;
-pub(crate) const FINALIZE_FAIL_CODE: u8 = 226;
+// 226 (finalize) is declared in the real builder's source but never produced: a failed
+// finalize, like a failed supply of the final buildpack, ends in 223.
 
 /// How a buildpack script ended when it did not succeed.
 #[derive(Debug)]
@@ -117,8 +118,10 @@ pub(crate) enum LifecycleError {
         path: PathBuf,
         source: io::Error,
     },
-    #[error("cannot isolate the network")]
-    NetworkIsolation { source: io::Error },
+    #[error("cannot make the staging container")]
+    Container { source: io::Error },
+    #[error("invalid builder flag {flag:?}")]
+    InvalidBuilderFlag { flag: String },
 
     // --- Cloud Foundry's builder failures ----------------------------------------------
     #[error("no buildpack detected the app")]
@@ -129,6 +132,8 @@ pub(crate) enum LifecycleError {
     NoSupplyScript { key: String },
     #[error("bin/supply of {key} failed: {failure}")]
     SupplyFailed { key: String, failure: ScriptFailure },
+    #[error("bin/supply of the final buildpack {key} failed: {failure}")]
+    FinalSupplyFailed { key: String, failure: ScriptFailure },
     #[error("bin/finalize of {key} failed: {failure}")]
     FinalizeFailed { key: String, failure: ScriptFailure },
     #[error("bin/compile of {key} failed: {failure}")]
@@ -159,18 +164,31 @@ pub(crate) enum LifecycleError {
     AppStart { source: io::Error },
 }
 
+/// The short reason shown in `Staging failed: exit status N (REASON)`: what Cloud
+/// Controller reports for each of the builder's exit codes.
+pub(crate) fn staging_reason(code: i32) -> &'static str {
+    match code {
+        222 => "None of the buildpacks detected a compatible application",
+        223 => "Failed to compile droplet",
+        224 => "Failed to build droplet release",
+        225 => "Failed to run all supply scripts",
+        _ => "the builder failed",
+    }
+}
+
 impl LifecycleError {
     /// The builder's exit code for builder failures (so scripts and CI can tell them apart
     /// the way Cloud Controller does), 1 for everything else.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::NoBuildpackDetected => DETECT_FAIL_CODE,
-            Self::CompileFailed { .. } => COMPILE_FAIL_CODE,
+            Self::CompileFailed { .. }
+            | Self::FinalSupplyFailed { .. }
+            | Self::FinalizeFailed { .. } => COMPILE_FAIL_CODE,
             Self::ReleaseFailed { .. } | Self::ReleaseOutputInvalid { .. } => RELEASE_FAIL_CODE,
             Self::MalformedBuildpack { .. }
             | Self::NoSupplyScript { .. }
             | Self::SupplyFailed { .. } => SUPPLY_FAIL_CODE,
-            Self::FinalizeFailed { .. } => FINALIZE_FAIL_CODE,
             _ => 1,
         }
     }
@@ -185,6 +203,7 @@ impl LifecycleError {
                 | Self::MalformedBuildpack { .. }
                 | Self::NoSupplyScript { .. }
                 | Self::SupplyFailed { .. }
+                | Self::FinalSupplyFailed { .. }
                 | Self::FinalizeFailed { .. }
                 | Self::CompileFailed { .. }
                 | Self::ReleaseFailed { .. }
@@ -192,27 +211,6 @@ impl LifecycleError {
                 | Self::ProcfileInvalid
                 | Self::LaunchYmlInvalid { .. }
         )
-    }
-
-    /// The short reason shown in `Staging failed: exit status N (REASON)`: CF's own summary.
-    pub(crate) fn staging_reason(&self) -> &'static str {
-        match self {
-            Self::NoBuildpackDetected => "None of the buildpacks detected a compatible application",
-            Self::CompileFailed { .. } => "Failed to compile droplet",
-            Self::ReleaseFailed { .. } | Self::ReleaseOutputInvalid { .. } => {
-                "Failed to build droplet release"
-            }
-            Self::MalformedBuildpack { .. } | Self::SupplyFailed { .. } => {
-                "Failed to run all supply scripts"
-            }
-            Self::NoSupplyScript { .. } => {
-                "A supply buildpack does not support multi-buildpack apps"
-            }
-            Self::FinalizeFailed { .. } => "Failed to run finalize script",
-            Self::ProcfileInvalid => "Failed to read command from Procfile",
-            Self::LaunchYmlInvalid { .. } => "Failed to read launch.yml",
-            _ => "local error",
-        }
     }
 
     /// Everything a user reads about a failure.
@@ -287,11 +285,14 @@ impl LifecycleError {
                  or the buildpack (disk full, permissions?). If it persists, please report it.",
                 path.display()
             ),
-            Self::NetworkIsolation { source } => format!(
-                "--no-network needs a private network namespace, and unshare(CLONE_NEWNET) \
-                 failed: {source}.\n\
-                 Run as root (or with CAP_SYS_ADMIN), or stage without --no-network."
+            Self::Container { source } => format!(
+                "The staging container needs private mount (and, with --no-network, network) \
+                 namespaces and a switch to the vcap user, and making them failed: {source}.\n\
+                 Run as root (or with CAP_SYS_ADMIN and CAP_SETUID)."
             ),
+            Self::InvalidBuilderFlag { flag } => {
+                format!("flag provided but not defined or malformed: {flag}")
+            }
             Self::NoBuildpackDetected => {
                 "None of the buildpacks detected a compatible application".to_owned()
             }
@@ -303,14 +304,18 @@ impl LifecycleError {
                 "Error: one of the buildpacks chosen to supply dependencies does not support \
                  multi-buildpack apps\n       buildpack without bin/supply: {key}"
             ),
-            Self::SupplyFailed { key, failure } => format!(
-                "Failed to run all supply scripts: {failure}\n       failed: bin/supply of {key}"
-            ),
-            Self::FinalizeFailed { key, failure } => format!(
-                "Failed to run finalize script: {failure}\n       failed: bin/finalize of {key}"
-            ),
-            Self::CompileFailed { key, failure } => {
-                format!("Failed to compile droplet: {failure}\n       failed: bin/compile of {key}")
+            // The real builder's lines, word for word: operators grep for them.
+            Self::SupplyFailed { failure, .. } => {
+                format!("Failed to run all supply scripts: {failure}")
+            }
+            Self::FinalSupplyFailed { failure, .. } => {
+                format!("Failed to compile droplet: Failed to run all supply scripts: {failure}")
+            }
+            Self::FinalizeFailed { failure, .. } => {
+                format!("Failed to compile droplet: Failed to run finalize script: {failure}")
+            }
+            Self::CompileFailed { failure, .. } => {
+                format!("Failed to compile droplet: {failure}")
             }
             Self::ReleaseFailed { key, failure } => format!(
                 "Failed to build droplet release: {failure}\n       failed: bin/release of {key}"

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
 
+use super::cfignore::CfIgnore;
 use super::errors::LifecycleError;
 
 /// Shorthand for the local I/O error of one path.
@@ -70,34 +71,56 @@ pub(crate) fn create_unique_dir(parent: &Path, prefix: &str) -> io::Result<PathB
 /// inside `source` that must not be copied (the output or cache directory of an earlier
 /// staging, when the user keeps them inside the app). Sockets, fifos and devices cannot be
 /// in an app package and are left out.
-pub(crate) fn copy_tree(source: &Path, target: &Path, skip: &[PathBuf]) -> io::Result<()> {
+pub(crate) fn copy_tree(
+    source: &Path,
+    target: &Path,
+    skip: &[PathBuf],
+    ignore: &CfIgnore,
+) -> io::Result<()> {
     let mut copied_inodes = HashMap::new();
-    copy_dir_contents(source, target, skip, &mut copied_inodes)?;
+    let walk = Walk {
+        root: source,
+        skip,
+        ignore,
+    };
+    fs::create_dir_all(target)?;
+    walk.copy_dir_contents(source, target, &mut copied_inodes)?;
     let mode = fs::metadata(source)?.permissions().mode();
     fs::set_permissions(target, fs::Permissions::from_mode(mode & 0o7777))
 }
 
+struct Walk<'a> {
+    root: &'a Path,
+    skip: &'a [PathBuf],
+    ignore: &'a CfIgnore,
+}
+
+impl Walk<'_> {
 fn copy_dir_contents(
+    &self,
     source: &Path,
     target: &Path,
-    skip: &[PathBuf],
     copied_inodes: &mut HashMap<(u64, u64), PathBuf>,
 ) -> io::Result<()> {
     let mut entries = fs::read_dir(source)?.collect::<io::Result<Vec<_>>>()?;
     entries.sort_by_key(fs::DirEntry::file_name);
     for entry in entries {
         let from = entry.path();
-        if skip.iter().any(|skipped| skipped == &from) {
+        if self.skip.iter().any(|skipped| skipped == &from) {
             continue;
         }
         let to = target.join(entry.file_name());
         let metadata = fs::symlink_metadata(&from)?;
         let file_type = metadata.file_type();
+        let relative = from.strip_prefix(self.root).unwrap_or(&from);
+        if self.ignore.is_ignored(relative, file_type.is_dir()) {
+            continue;
+        }
         if file_type.is_symlink() {
             std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
         } else if file_type.is_dir() {
             fs::create_dir(&to)?;
-            copy_dir_contents(&from, &to, skip, copied_inodes)?;
+            self.copy_dir_contents(&from, &to, copied_inodes)?;
             fs::set_permissions(&to, fs::Permissions::from_mode(metadata.mode() & 0o7777))?;
         } else if file_type.is_file() {
             let inode = (metadata.dev(), metadata.ino());
@@ -113,6 +136,60 @@ fn copy_dir_contents(
         }
     }
     Ok(())
+}
+}
+
+/// Hands a tree to `uid` (and the group of the same number), links included, as Diego's
+/// downloads are owned by vcap.
+pub(crate) fn chown_tree(path: &Path, uid: u32) -> io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid))?;
+    if fs::symlink_metadata(path)?.is_dir() {
+        for entry in fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid)?;
+        }
+    }
+    Ok(())
+}
+
+/// Diego's round trip of the build artifacts cache: between stagings it is a tgz that is
+/// uploaded, downloaded and unpacked again. What arrives is every file as a new copy with the
+/// time of unpacking, hard links become separate files, modes pass a 022 umask and the owner
+/// is vcap. Copying with those rules gives the buildpack exactly what it would find.
+pub(crate) fn copy_through_tgz(source: &Path, target: &Path, uid: u32) -> io::Result<()> {
+    let metadata = fs::symlink_metadata(source)?;
+    let mode = metadata.mode() & 0o7777 & !0o022;
+    let file_type = metadata.file_type();
+    if file_type.is_dir() {
+        fs::create_dir(target)?;
+        for entry in fs::read_dir(source)? {
+            let entry = entry?;
+            copy_through_tgz(&entry.path(), &target.join(entry.file_name()), uid)?;
+        }
+        fs::set_permissions(target, fs::Permissions::from_mode(mode))?;
+    } else if file_type.is_symlink() {
+        std::os::unix::fs::symlink(fs::read_link(source)?, target)?;
+    } else if file_type.is_file() {
+        // A plain byte copy: `fs::copy` might reflink, which a download never is.
+        io::copy(&mut fs::File::open(source)?, &mut fs::File::create(target)?)?;
+        fs::set_permissions(target, fs::Permissions::from_mode(mode))?;
+    } else {
+        return Ok(());
+    }
+    std::os::unix::fs::lchown(target, Some(uid), Some(uid))
+}
+
+/// Replaces the contents of `dir` with the tgz the builder wrote, as Diego keeps it for the
+/// next staging. Nothing of the old contents survives.
+pub(crate) fn replace_with_tgz(tgz: &Path, dir: &Path) -> io::Result<()> {
+    let incoming = dir.with_extension("incoming");
+    remove_tree(&incoming)?;
+    fs::create_dir_all(&incoming)?;
+    let file = io::BufReader::new(fs::File::open(tgz)?);
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive.set_preserve_permissions(true);
+    archive.unpack(&incoming)?;
+    remove_tree(dir)?;
+    fs::rename(&incoming, dir)
 }
 
 /// Removes a tree even where a buildpack left directories without write permission, which

@@ -18,7 +18,8 @@ use super::droplet;
 use super::environment::{self, Environment};
 use super::errors::LifecycleError;
 use super::metadata;
-use super::namespace::{self, HOME_VCAP};
+use super::files;
+use super::namespace::{self, HOME_VCAP, VCAP_UID};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct LaunchArgs {
@@ -36,6 +37,9 @@ pub(crate) struct LaunchArgs {
     /// The start command (`cf push -c`); without it, the droplet's own.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
+    /// Run Cloud Foundry's real `launcher` executable instead of our model of it.
+    #[arg(long, value_name = "PATH")]
+    launcher: Option<PathBuf>,
     /// Set on the re-executed process that already runs inside the private namespace.
     #[arg(long, hide = true)]
     inside_namespace: bool,
@@ -96,6 +100,15 @@ fn launch_in_namespace(args: &LaunchArgs) -> Result<ExitCode, LifecycleError> {
         .arg("launch")
         .arg("--inside-namespace")
         .arg(&droplet);
+    if let Some(launcher) = &args.launcher {
+        let launcher = fs::canonicalize(launcher).map_err(|source| LifecycleError::AppStart {
+            source: std::io::Error::new(
+                source.kind(),
+                format!("cannot find the launcher {}: {source}", launcher.display()),
+            ),
+        })?;
+        inner.arg("--launcher").arg(launcher);
+    }
     inner
         .arg("--port")
         .arg(args.port.to_string())
@@ -133,31 +146,50 @@ fn start_app(args: &LaunchArgs) -> Result<ExitCode, LifecycleError> {
         path: args.droplet.clone(),
         source,
     })?;
-    let command = if args.command.is_empty() {
-        droplet_start_command(home)?
-    } else {
-        args.command.join(" ")
+    // Diego unpacks the droplet as vcap, and the app runs as vcap.
+    files::chown_tree(home, VCAP_UID).map_err(|source| LifecycleError::DropletUnpack {
+        path: args.droplet.clone(),
+        source,
+    })?;
+    let mut command = match &args.launcher {
+        // The real launcher reads staging_info.yml itself when given no command.
+        Some(launcher) => {
+            let mut command = Command::new(launcher);
+            command.arg("app").arg(args.command.join(" ")).arg("");
+            command
+        }
+        None => {
+            let start = if args.command.is_empty() {
+                droplet_start_command(home)?
+            } else {
+                args.command.join(" ")
+            };
+            if start.trim().is_empty() {
+                return Err(LifecycleError::NoStartCommand);
+            }
+            let bash = if Path::new("/bin/bash").exists() {
+                "/bin/bash"
+            } else {
+                "bash"
+            };
+            let mut command = Command::new(bash);
+            command
+                .arg0("bash")
+                .arg("-c")
+                .arg(LAUNCHER_SCRIPT)
+                .arg("launcher")
+                .arg(home.join("app"))
+                .arg(start);
+            command
+        }
     };
-    if command.trim().is_empty() {
-        return Err(LifecycleError::NoStartCommand);
-    }
-    let bash = if Path::new("/bin/bash").exists() {
-        "/bin/bash"
-    } else {
-        "bash"
-    };
-    let error = Command::new(bash)
-        .arg0("bash")
-        .arg("-c")
-        .arg(LAUNCHER_SCRIPT)
-        .arg("launcher")
-        .arg(home.join("app"))
-        .arg(command)
+    command
         .env_clear()
         .envs(app_environment(args)?)
         // The launcher runs where the droplet was unpacked; it reads staging_info.yml there.
-        .current_dir(home)
-        .exec();
+        .current_dir(home);
+    namespace::become_vcap_on_exec(&mut command);
+    let error = command.exec();
     Err(LifecycleError::AppStart { source: error })
 }
 

@@ -56,10 +56,10 @@ impl BuildpackMetadata {
 #[derive(Serialize)]
 struct StagingResult<'a> {
     lifecycle_metadata: LifecycleMetadata<'a>,
-    process_types: BTreeMap<&'a str, &'a str>,
-    processes: Vec<Process<'a>>,
-    /// Always `null`: sidecars come from `launch.yml` features this harness does not model.
-    sidecars: Option<()>,
+    /// `null` after a failed script, as the real builder writes it.
+    process_types: Option<BTreeMap<&'a str, &'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    processes: Option<Vec<Process<'a>>>,
     execution_metadata: &'static str,
     lifecycle_type: &'static str,
 }
@@ -85,10 +85,11 @@ struct StagingInfo<'a> {
     start_command: &'a str,
 }
 
-/// `result.json`: the last buildpack is the one CF reports as detected.
+/// `result.json`: the last buildpack is the one CF reports as detected. Without process
+/// types (a script failed) it is what the real builder writes on failure.
 pub(crate) fn result_json(
     buildpacks: &[BuildpackMetadata],
-    process_types: &ProcessTypes,
+    process_types: Option<&ProcessTypes>,
 ) -> String {
     let last = buildpacks.last();
     let result = StagingResult {
@@ -97,12 +98,13 @@ pub(crate) fn result_json(
             detected_buildpack: last.map_or("", |bp| bp.name.as_str()),
             buildpacks,
         },
-        process_types: process_types.iter().collect(),
-        processes: process_types
-            .iter()
-            .map(|(kind, command)| Process { kind, command })
-            .collect(),
-        sidecars: None,
+        process_types: process_types.map(|types| types.iter().collect()),
+        processes: process_types.map(|types| {
+            types
+                .iter()
+                .map(|(kind, command)| Process { kind, command })
+                .collect()
+        }),
         execution_metadata: "",
         lifecycle_type: "buildpack",
     };
@@ -159,7 +161,7 @@ mod tests {
         }];
         let types = parse_release("default_process_types: {web: run}").unwrap_or_default();
         let json: serde_json::Value =
-            serde_json::from_str(&result_json(&buildpacks, &types)).unwrap_or_default();
+            serde_json::from_str(&result_json(&buildpacks, Some(&types))).unwrap_or_default();
         assert_eq!(
             json,
             serde_json::json!({
@@ -170,7 +172,6 @@ mod tests {
                 },
                 "process_types": {"web": "run"},
                 "processes": [{"type": "web", "command": "run"}],
-                "sidecars": null,
                 "execution_metadata": "",
                 "lifecycle_type": "buildpack"
             })

@@ -4,7 +4,9 @@
 //! `stage` and `launch` read top to bottom in their modules; the others are their parts:
 //! unpacking buildpack zips, running scripts, the droplet archive, process types, the
 //! metadata files, the environment, and the namespaces (the only unsafe code).
+pub(crate) mod builder;
 mod buildpack_zip;
+mod cfignore;
 mod droplet;
 mod environment;
 pub(crate) mod errors;

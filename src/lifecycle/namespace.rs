@@ -11,26 +11,6 @@ use std::process::Command;
 /// The app's home at run time in a Cloud Foundry container.
 pub(crate) const HOME_VCAP: &str = "/home/vcap";
 
-/// Runs the command in a new network namespace whose only interface is its own loopback, up.
-/// Cloud Foundry foundations often have no internet at all; this lets a staging prove the
-/// buildpack needs none, and keeps the caller's loopback services (a local mirror, a proxy)
-/// out of reach, which a plain "unset the proxy" would not.
-pub(crate) fn isolate_network_on_exec(command: &mut Command) {
-    // SAFETY: the hook only calls `unshare`, `socket`, `ioctl` and `close`, all
-    // async-signal-safe, on a stack-allocated request; it touches no lock and no heap.
-    unsafe {
-        command.pre_exec(enter_new_network_namespace);
-    }
-}
-
-fn enter_new_network_namespace() -> io::Result<()> {
-    // SAFETY: plain syscall with a constant flag.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    bring_loopback_up()
-}
-
 /// A new network namespace starts with `lo` down: without this, even 127.0.0.1 servers a
 /// buildpack starts for itself would be unreachable, which no CF container does to it.
 fn bring_loopback_up() -> io::Result<()> {
@@ -134,4 +114,102 @@ pub(crate) fn home_vcap_is_private_tmpfs() -> bool {
             (mount_point == HOME_VCAP).then_some(fs_type == "tmpfs")
         })
         .unwrap_or(false)
+}
+
+/// The staging user Diego runs the builder as.
+pub(crate) const VCAP_UID: u32 = 2000;
+
+/// What the staging container is made of, prepared before the fork (the hook may not
+/// allocate): the host directories that become its `/tmp` and `/home/vcap`, whether it gets
+/// a network of its own, and whether the builder drops to `vcap`.
+pub(crate) struct ContainerSpec {
+    pub(crate) tmp: std::ffi::CString,
+    pub(crate) home: std::ffi::CString,
+    pub(crate) isolate_network: bool,
+    pub(crate) as_vcap: bool,
+}
+
+/// Runs the command as Diego runs the builder: in a private mount namespace where the staging
+/// root's directories are mounted at `/tmp` and `/home/vcap`, with the working directory
+/// `/home/vcap`, a 022 umask and, unless asked for root, as the unprivileged `vcap`. Both
+/// mount points must exist on the host (they always do: `/tmp`; `/home/vcap` is made).
+pub(crate) fn enter_container_on_exec(command: &mut Command, spec: ContainerSpec) {
+    // SAFETY: the hook only makes syscalls (`unshare`, `mount`, `socket`, `ioctl`, `close`,
+    // `setgroups`, `setgid`, `setuid`, `umask`, `chdir`) on data prepared before the fork.
+    unsafe {
+        command.pre_exec(move || enter_container(&spec));
+    }
+}
+
+fn enter_container(spec: &ContainerSpec) -> io::Result<()> {
+    let check = |result: libc::c_int| {
+        if result == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    let flags = if spec.isolate_network {
+        libc::CLONE_NEWNS | libc::CLONE_NEWNET
+    } else {
+        libc::CLONE_NEWNS
+    };
+    // SAFETY: plain syscalls; every pointer is a NUL-terminated string that outlives the call,
+    // or null where `mount(2)` ignores the argument.
+    unsafe {
+        check(libc::unshare(flags))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        // `/home/vcap` first: the staging root usually lives under `/tmp`, which the second
+        // mount hides.
+        check(libc::mount(
+            spec.home.as_ptr(),
+            c"/home/vcap".as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        ))?;
+        check(libc::mount(
+            spec.tmp.as_ptr(),
+            c"/tmp".as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        ))?;
+    }
+    if spec.isolate_network {
+        bring_loopback_up()?;
+    }
+    // SAFETY: plain syscalls with constant or static arguments.
+    unsafe {
+        if spec.as_vcap {
+            check(libc::setgroups(0, std::ptr::null()))?;
+            check(libc::setgid(VCAP_UID))?;
+            check(libc::setuid(VCAP_UID))?;
+        }
+        libc::umask(0o022);
+        check(libc::chdir(c"/home/vcap".as_ptr()))?;
+    }
+    Ok(())
+}
+
+/// Drops to `vcap` in the forked child before `exec`, for the app a launcher starts.
+pub(crate) fn become_vcap_on_exec(command: &mut Command) {
+    // SAFETY: the hook only calls `setgroups`, `setgid` and `setuid` with constants.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(VCAP_UID) != 0
+                || libc::setuid(VCAP_UID) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }

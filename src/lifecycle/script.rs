@@ -1,67 +1,37 @@
-//! Running buildpack scripts the way the staging container runs them: a clean environment,
-//! the staging user's home as working directory, no stdin, and their output going straight
-//! into the staging log as it is written.
+//! Running buildpack scripts the way the builder runs them inside the staging container: with
+//! the builder's own environment and working directory (which Diego set), no stdin, and their
+//! output going straight into the staging log as it is written.
 
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 
-use super::errors::{LifecycleError, ScriptFailure};
-use super::namespace;
+use super::errors::ScriptFailure;
 
-pub(crate) struct ScriptRunner {
-    env: Vec<(String, String)>,
-    working_dir: PathBuf,
-    isolate_network: bool,
-}
+pub(crate) struct ScriptRunner;
 
 impl ScriptRunner {
-    /// With `isolate_network`, first proves a network namespace can be made, so that a
-    /// missing privilege fails the staging up front with a clear reason instead of
-    /// surfacing as an odd failure of the first buildpack script.
-    pub(crate) fn new(
-        env: Vec<(String, String)>,
-        working_dir: PathBuf,
-        isolate_network: bool,
-    ) -> Result<Self, LifecycleError> {
-        if isolate_network {
-            probe_network_isolation()?;
-        }
-        Ok(Self {
-            env,
-            working_dir,
-            isolate_network,
-        })
+    pub(crate) fn new() -> Self {
+        Self
     }
 
-    fn command(&self, program: &Path, args: &[&OsStr]) -> Command {
+    fn command(program: &Path, args: &[&OsStr]) -> Command {
         let mut command = Command::new(program);
-        command
-            .args(args)
-            .env_clear()
-            .envs(self.env.iter().map(|(key, value)| (key, value)))
-            .current_dir(&self.working_dir)
-            .stdin(Stdio::null());
-        if self.isolate_network {
-            namespace::isolate_network_on_exec(&mut command);
-        }
+        command.args(args).stdin(Stdio::null());
         command
     }
 
-    /// Runs a script whose stdout and stderr both go to the staging log, merged in the
-    /// order they are written: the child writes to our stdout descriptor itself, so nothing
-    /// is buffered here and a buildpack's progress shows as it happens.
+    /// Runs a script whose stdout and stderr go to the builder's own (both are the staging
+    /// log): the child writes to our descriptors itself, so nothing is buffered here and a
+    /// buildpack's progress shows as it happens.
     pub(crate) fn run(&self, program: &Path, args: &[&OsStr]) -> Result<(), ScriptFailure> {
         let start_failure = |source| ScriptFailure::Start {
             program: program.to_path_buf(),
             source,
         };
-        let mut command = self.command(program, args);
-        command.stdout(log_stdio().map_err(start_failure)?);
-        command.stderr(log_stdio().map_err(start_failure)?);
+        let mut command = Self::command(program, args);
         flush_log();
         let status = command.status().map_err(start_failure)?;
         check(status)
@@ -78,9 +48,8 @@ impl ScriptRunner {
             program: program.to_path_buf(),
             source,
         };
-        let mut command = self.command(program, args);
+        let mut command = Self::command(program, args);
         command.stdout(Stdio::piped());
-        command.stderr(log_stdio().map_err(start_failure)?);
         flush_log();
         let mut child = command.spawn().map_err(start_failure)?;
         let mut captured = Vec::new();
@@ -92,10 +61,6 @@ impl ScriptRunner {
         check(status)?;
         Ok(String::from_utf8_lossy(&captured).into_owned())
     }
-}
-
-fn log_stdio() -> io::Result<Stdio> {
-    Ok(Stdio::from(io::stdout().as_fd().try_clone_to_owned()?))
 }
 
 /// Our own lines must be out before the child writes to the same descriptor.
@@ -110,18 +75,4 @@ fn check(status: ExitStatus) -> Result<(), ScriptFailure> {
         (None, Some(signal)) => Err(ScriptFailure::Signal(signal)),
         (None, None) => Err(ScriptFailure::Exit(-1)),
     }
-}
-
-fn probe_network_isolation() -> Result<(), LifecycleError> {
-    let mut probe = Command::new("/proc/self/exe");
-    probe
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    namespace::isolate_network_on_exec(&mut probe);
-    probe
-        .status()
-        .map(drop)
-        .map_err(|source| LifecycleError::NetworkIsolation { source })
 }

@@ -1,30 +1,32 @@
-//! `conda-buildpack stage`: what Cloud Foundry's builder does, from buildpack zips.
+//! `conda-buildpack stage`: what Diego does around a staging, from buildpack zips.
 //!
-//! The story, top to bottom: check the inputs -> lay out a staging root like the staging
-//! container (`app`, `contents<N>/deps`, `contents<N>/profile.d`, `buildpacks/<md5>`, a home
-//! and a tmp for the staging user) -> copy the app -> unpack the buildpacks -> detect, or take
-//! the named buildpacks in order -> `bin/supply` of every supply buildpack -> `bin/finalize`
-//! (or the legacy `bin/compile`) of the final one -> process types from `launch.yml`,
-//! `bin/release` and the `Procfile` -> `staging_info.yml`, the droplet and `result.json` ->
-//! drop the caches of buildpacks no longer used. The builder's exit codes (222..226) are kept.
+//! The story, top to bottom: check the inputs -> lay out a staging root that becomes the
+//! container's `/tmp` and `/home/vcap` -> upload the app as `cf push` does (`.cfignore`
+//! applied) -> unpack the buildpacks into `/tmp/buildpacks/<xxhash64 of the key>` -> bring
+//! back the app's build artifacts cache the way Diego does, through its tgz (every file a new
+//! copy, new mtimes, hard links broken, a 022 umask, owned by vcap) -> run the builder as vcap
+//! in a private mount namespace (our model, `conda-buildpack builder`, or the real one with
+//! `--builder`) -> collect `result.json` (also on failure), the droplet, and the new cache.
+//! The builder's exit code is the staging's.
 
-use std::ffi::OsStr;
+use std::ffi::CString;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 
-use super::buildpack_zip::{self, Buildpack};
-use super::droplet;
+use super::builder::{BuilderFlags, buildpack_dir_name};
+use super::buildpack_zip;
+use super::cfignore::CfIgnore;
 use super::environment::{self, Environment};
-use super::errors::LifecycleError;
-use super::files::{self, local_io, md5_hex};
-use super::metadata::{self, BuildpackMetadata};
-use super::process_types::{self, ProcessTypes};
-use super::script::ScriptRunner;
+use super::errors::{LifecycleError, staging_reason};
+use super::files::{self, local_io};
+use super::namespace::{self, ContainerSpec, HOME_VCAP, VCAP_UID};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct StageArgs {
-    /// The app directory, as you would `cf push` it.
+    /// The app directory, as you would `cf push` it (`.cfignore` is honoured).
     app_dir: PathBuf,
     /// A buildpack zip. Repeat for multi-buildpack staging: the zips run in the order given
     /// and the last one is the final buildpack (`cf push -b A -b B`).
@@ -34,8 +36,8 @@ pub(crate) struct StageArgs {
     /// choose one (`cf push` without `-b`).
     #[arg(long)]
     detect: bool,
-    /// The build artifacts cache root, kept between stagings of the same app. Without it
-    /// every staging starts with empty caches.
+    /// The app's build artifacts cache, kept between stagings of the same app. It goes
+    /// through Diego's round trip every staging. Without it every staging starts empty.
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
     /// The stack the scripts see in `CF_STACK`.
@@ -50,29 +52,35 @@ pub(crate) struct StageArgs {
     /// The app's memory limit (`MEMORY_LIMIT`, `VCAP_APPLICATION.limits.mem`).
     #[arg(long, default_value = "1024m")]
     memory: String,
-    /// Run every buildpack script in a network namespace of its own, with only a loopback.
+    /// Stage in a network namespace of its own, with only a loopback.
     #[arg(long)]
     no_network: bool,
-    /// Keep the staging root for inspection instead of removing it.
+    /// Keep the staging root (the container's `tmp/` and `home/`) for inspection.
     #[arg(long)]
     keep_staging_dir: bool,
+    /// Run Cloud Foundry's real `builder` executable instead of our model of it.
+    #[arg(long, value_name = "PATH")]
+    builder: Option<PathBuf>,
+    /// Run the builder as root instead of vcap (uid 2000), as Diego never does.
+    #[arg(long)]
+    as_root: bool,
 }
 
 pub(crate) fn run(args: &StageArgs) -> ExitCode {
     match stage(args) {
-        Ok(droplet) => {
-            println!("Staging complete: {}", droplet.display());
+        Ok(0) => {
+            println!(
+                "Staging complete: {}",
+                absolute_path(&args.output).join("droplet.tgz").display()
+            );
             ExitCode::SUCCESS
         }
-        Err(error) if error.is_staging_failure() => {
-            // CF's builder prints its error, then the platform reports the exit status.
-            println!("{}", error.message());
+        Ok(code) => {
             println!(
-                "Staging failed: exit status {} ({})",
-                error.exit_code(),
-                error.staging_reason()
+                "Staging failed: exit status {code} ({})",
+                staging_reason(code)
             );
-            ExitCode::from(error.exit_code())
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
         Err(error) => {
             eprintln!("{}", error.message());
@@ -93,6 +101,8 @@ struct Staging {
     app_env: Vec<(String, String)>,
     memory_mb: u64,
     no_network: bool,
+    builder: Option<PathBuf>,
+    as_root: bool,
 }
 
 impl Staging {
@@ -134,6 +144,13 @@ impl Staging {
             .iter()
             .map(|assignment| environment::parse_env_assignment(assignment))
             .collect::<Result<_, _>>()?;
+        let builder = args
+            .builder
+            .as_deref()
+            .map(|path| {
+                fs::canonicalize(path).map_err(local_io("find the builder executable", path))
+            })
+            .transpose()?;
         Ok(Self {
             app_dir,
             app_name,
@@ -145,6 +162,8 @@ impl Staging {
             app_env,
             memory_mb: environment::parse_memory_mb(&args.memory)?,
             no_network: args.no_network,
+            builder,
+            as_root: args.as_root,
         })
     }
 }
@@ -153,58 +172,46 @@ fn absolute_path(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// The staging root, laid out like the staging container: CF's `/tmp/app`,
-/// `/tmp/contents<N>/{deps,profile.d}`, `/tmp/buildpacks/<md5>`, and the staging user's home
-/// and tmp, so that tests can prove what a buildpack wrote outside DEPS/IDX and its cache.
+/// The staging root: `tmp/` becomes the container's `/tmp` (app, buildpacks, cache, the
+/// builder's contents dir and outputs) and `home/` its `/home/vcap`.
 struct StagingRoot {
     root: PathBuf,
-    app: PathBuf,
-    contents: PathBuf,
-    deps: PathBuf,
-    profile_d: PathBuf,
-    buildpacks: PathBuf,
-    home: PathBuf,
     tmp: PathBuf,
-    fresh_cache: PathBuf,
+    home: PathBuf,
 }
 
 impl StagingRoot {
     fn create() -> Result<Self, LifecycleError> {
-        // Canonical, so that scripts get absolute paths even from a relative TMPDIR.
         let parent = fs::canonicalize(std::env::temp_dir()).map_err(local_io(
             "find the temporary directory",
             &std::env::temp_dir(),
         ))?;
         let root = files::create_unique_dir(&parent, "conda-buildpack-staging-")
             .map_err(local_io("create the staging root in", &parent))?;
-        let contents = files::create_unique_dir(&root, "contents")
-            .map_err(local_io("create a directory in", &root))?;
         let layout = Self {
-            app: root.join("app"),
-            deps: contents.join("deps"),
-            profile_d: contents.join("profile.d"),
-            contents,
-            buildpacks: root.join("buildpacks"),
-            home: root.join("home"),
             tmp: root.join("tmp"),
-            fresh_cache: root.join("cache"),
+            home: root.join("home"),
             root,
         };
-        for dir in [
-            &layout.app,
-            &layout.deps,
-            &layout.profile_d,
-            &layout.buildpacks,
-            &layout.home,
-            &layout.tmp,
-        ] {
-            fs::create_dir_all(dir).map_err(local_io("create the directory", dir))?;
+        for (dir, mode) in [(&layout.tmp, 0o1777), (&layout.home, 0o755)] {
+            fs::create_dir(dir).map_err(local_io("create the directory", dir))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+                .map_err(local_io("set the mode of", dir))?;
         }
+        files::chown_tree(&layout.home, VCAP_UID).map_err(local_io("chown", &layout.home))?;
         Ok(layout)
+    }
+
+    /// A path inside the container as the host sees it: `/tmp/app` is `ROOT/tmp/app`.
+    fn host_path(&self, container_path: &Path) -> PathBuf {
+        match container_path.strip_prefix("/tmp") {
+            Ok(rest) => self.tmp.join(rest),
+            Err(_) => container_path.to_path_buf(),
+        }
     }
 }
 
-fn stage(args: &StageArgs) -> Result<PathBuf, LifecycleError> {
+fn stage(args: &StageArgs) -> Result<i32, LifecycleError> {
     let staging = Staging::from_args(args)?;
     let root = StagingRoot::create()?;
     let result = stage_in(&staging, &root);
@@ -220,10 +227,51 @@ fn stage(args: &StageArgs) -> Result<PathBuf, LifecycleError> {
     result
 }
 
-fn stage_in(staging: &Staging, root: &StagingRoot) -> Result<PathBuf, LifecycleError> {
+fn stage_in(staging: &Staging, root: &StagingRoot) -> Result<i32, LifecycleError> {
     prepare_output(&staging.output)?;
-    // The app as Cloud Foundry receives it, minus our own output, cache and staging root
-    // when they live inside the app directory (the default output is ./staging-output).
+    let flags = BuilderFlags {
+        buildpack_order: staging.zips.iter().map(|(key, _)| key.clone()).collect(),
+        skip_detect: !staging.detect,
+        ..BuilderFlags::default()
+    };
+    upload_app(staging, root, &root.host_path(&flags.build_dir))?;
+    let buildpacks_dir = root.host_path(&flags.buildpacks_dir);
+    fs::create_dir(&buildpacks_dir).map_err(local_io("create the directory", &buildpacks_dir))?;
+    for (key, zip) in &staging.zips {
+        let dir = buildpacks_dir.join(buildpack_dir_name(key));
+        fs::create_dir(&dir).map_err(local_io("create the buildpack directory", &dir))?;
+        buildpack_zip::unpack(zip, &dir)?;
+    }
+    let cache = root.host_path(&flags.cache_dir);
+    match &staging.cache_root {
+        Some(kept) if kept.is_dir() => files::copy_through_tgz(kept, &cache, VCAP_UID),
+        _ => fs::create_dir(&cache).and_then(|()| files::chown_tree(&cache, VCAP_UID)),
+    }
+    .map_err(local_io("bring back the build artifacts cache into", &cache))?;
+
+    let code = run_builder(staging, root, &flags)?;
+
+    let result_json = root.host_path(&flags.output_metadata);
+    if result_json.exists() {
+        let to = staging.output.join("result.json");
+        fs::copy(&result_json, &to).map_err(local_io("copy result.json to", &to))?;
+    }
+    if code == 0 {
+        let to = staging.output.join("droplet.tgz");
+        fs::copy(root.host_path(&flags.output_droplet), &to)
+            .map_err(local_io("copy the droplet to", &to))?;
+        // Only a staging that succeeded uploads its build artifacts cache.
+        if let Some(kept) = &staging.cache_root {
+            files::replace_with_tgz(&root.host_path(&flags.output_cache), kept)
+                .map_err(local_io("keep the build artifacts cache in", kept))?;
+        }
+    }
+    Ok(code)
+}
+
+/// `cf push`: the app's files less what `.cfignore` and the CLI's defaults leave out, and
+/// less our own output, cache and staging root when they live inside the app directory.
+fn upload_app(staging: &Staging, root: &StagingRoot, to: &Path) -> Result<(), LifecycleError> {
     let skip = [
         Some(&staging.output),
         staging.cache_root.as_ref(),
@@ -233,40 +281,10 @@ fn stage_in(staging: &Staging, root: &StagingRoot) -> Result<PathBuf, LifecycleE
     .flatten()
     .filter_map(|path| fs::canonicalize(path).ok())
     .collect::<Vec<_>>();
-    files::copy_tree(&staging.app_dir, &root.app, &skip)
-        .map_err(local_io("copy the app into", &root.app))?;
-
-    let buildpacks = unpack_buildpacks(staging, root)?;
-    let runner = ScriptRunner::new(
-        staging_environment(staging, root),
-        root.home.clone(),
-        staging.no_network,
-    )?;
-    let plan = if staging.detect {
-        detect(&buildpacks, &runner, root)?
-    } else {
-        Plan::named(&buildpacks)?
-    };
-
-    let cache_root = staging
-        .cache_root
-        .clone()
-        .unwrap_or_else(|| root.fresh_cache.clone());
-    plan.create_dirs(root, &cache_root)?;
-    plan.run_supply_buildpacks(&runner, root, &cache_root)?;
-    plan.run_final_buildpack(&runner, root, &cache_root)?;
-
-    let process_types = plan.process_types(&runner, root)?;
-    let buildpack_metadata = plan.metadata(root);
-    if process_types.get("web").is_none_or(str::is_empty) {
-        println!("No start command specified by buildpack or via Procfile.");
-        println!("App will not start unless a command is provided at runtime.");
-    }
-    write_droplet(staging, root, &buildpack_metadata, &process_types)?;
-    // Only a staging that succeeded decides which caches the app keeps, as only a
-    // successful CF staging uploads its build artifacts cache.
-    plan.drop_unused_caches(&cache_root)?;
-    Ok(staging.output.join("droplet.tgz"))
+    let ignore = CfIgnore::read(&staging.app_dir);
+    files::copy_tree(&staging.app_dir, to, &skip, &ignore)
+        .and_then(|()| files::chown_tree(to, VCAP_UID))
+        .map_err(local_io("copy the app into", to))
 }
 
 /// A stale droplet from an earlier run must not pass for the result of a failed staging.
@@ -284,29 +302,62 @@ fn prepare_output(output: &Path) -> Result<(), LifecycleError> {
     Ok(())
 }
 
-fn unpack_buildpacks(
+/// Runs the builder in the container and returns its exit code; its output is the staging
+/// log. A builder killed by a signal counts as the shell would count it.
+fn run_builder(
     staging: &Staging,
     root: &StagingRoot,
-) -> Result<Vec<Buildpack>, LifecycleError> {
-    let mut buildpacks = Vec::with_capacity(staging.zips.len());
-    for (key, zip) in &staging.zips {
-        let dir = root.buildpacks.join(md5_hex(key));
-        fs::create_dir(&dir).map_err(local_io("create the buildpack directory", &dir))?;
-        buildpack_zip::unpack(zip, &dir)?;
-        buildpacks.push(Buildpack {
-            key: key.clone(),
-            dir,
-        });
-    }
-    Ok(buildpacks)
+    flags: &BuilderFlags,
+) -> Result<i32, LifecycleError> {
+    let mut command = match &staging.builder {
+        Some(real) => Command::new(real),
+        None => {
+            let exe = std::env::current_exe()
+                .map_err(|source| LifecycleError::Container { source })?;
+            let mut command = Command::new(exe);
+            command.arg("builder");
+            command
+        }
+    };
+    command
+        .args(flags.to_args())
+        .env_clear()
+        .envs(staging_environment(staging))
+        .stdin(std::process::Stdio::null());
+    fs::create_dir_all(HOME_VCAP).map_err(|source| LifecycleError::Container { source })?;
+    let c_path = |path: &Path| {
+        CString::new(path.as_os_str().as_bytes()).map_err(|error| LifecycleError::Container {
+            source: std::io::Error::other(error),
+        })
+    };
+    namespace::enter_container_on_exec(
+        &mut command,
+        ContainerSpec {
+            tmp: c_path(&root.tmp)?,
+            home: c_path(&root.home)?,
+            isolate_network: staging.no_network,
+            as_vcap: !staging.as_root,
+        },
+    );
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    let status = command
+        .status()
+        .map_err(|source| LifecycleError::Container { source })?;
+    use std::os::unix::process::ExitStatusExt as _;
+    Ok(status
+        .code()
+        .or_else(|| status.signal().map(|signal| 128 + signal))
+        .unwrap_or(1))
 }
 
-/// The environment of every buildpack script: nothing of the caller's leaks in except what a
-/// CF operator could pass on (proxies, `BP_DEBUG`).
-fn staging_environment(staging: &Staging, root: &StagingRoot) -> Vec<(String, String)> {
+/// The builder's environment as Diego sets it: nothing of the caller's leaks in except what
+/// a CF operator could pass on (proxies, `BP_DEBUG`), then the app's variables.
+fn staging_environment(staging: &Staging) -> Vec<(String, String)> {
     let mut env = Environment::with_stack_path();
-    env.set("HOME", root.home.to_string_lossy());
-    env.set("TMPDIR", root.tmp.to_string_lossy());
+    env.set("HOME", HOME_VCAP);
+    env.set("TMPDIR", "/tmp");
+    env.set("USER", "vcap");
     env.set("LANG", "en_US.UTF-8");
     env.set("CF_STACK", staging.stack.clone());
     env.set("MEMORY_LIMIT", format!("{}m", staging.memory_mb));
@@ -330,351 +381,4 @@ fn staging_environment(staging: &Staging, root: &StagingRoot) -> Vec<(String, St
         env.set(key, value.clone());
     }
     env.into_vec()
-}
-
-/// Which buildpacks run, in which role, at which index.
-struct Plan<'a> {
-    supply: Vec<&'a Buildpack>,
-    final_buildpack: &'a Buildpack,
-    /// What the detecting `bin/detect` printed, CF's fallback name for it.
-    detect_output: Option<String>,
-}
-
-impl<'a> Plan<'a> {
-    /// Named buildpacks (`cf push -b A -b B`): no detect, all but the last supply.
-    fn named(buildpacks: &'a [Buildpack]) -> Result<Self, LifecycleError> {
-        let (final_buildpack, supply) = buildpacks
-            .split_last()
-            .ok_or(LifecycleError::NoBuildpacks)?;
-        Ok(Self {
-            supply: supply.iter().collect(),
-            final_buildpack,
-            detect_output: None,
-        })
-    }
-
-    /// The index of the buildpack at `position`; CF pads to the digits of the number of
-    /// buildpacks that run, so after detect the one buildpack is `0`.
-    fn index(&self, position: usize) -> String {
-        deps_index(position, self.supply.len() + 1)
-    }
-
-    fn final_index(&self) -> String {
-        self.index(self.supply.len())
-    }
-
-    fn supply_cache(cache_root: &Path, buildpack: &Buildpack) -> PathBuf {
-        cache_root.join(md5_hex(&buildpack.key))
-    }
-
-    fn create_dirs(&self, root: &StagingRoot, cache_root: &Path) -> Result<(), LifecycleError> {
-        let mut dirs = vec![cache_root.join("final")];
-        dirs.extend(
-            self.supply
-                .iter()
-                .map(|bp| Self::supply_cache(cache_root, bp)),
-        );
-        dirs.extend((0..=self.supply.len()).map(|position| root.deps.join(self.index(position))));
-        for dir in &dirs {
-            fs::create_dir_all(dir).map_err(local_io("create the directory", dir))?;
-        }
-        Ok(())
-    }
-
-    fn run_supply_buildpacks(
-        &self,
-        runner: &ScriptRunner,
-        root: &StagingRoot,
-        cache_root: &Path,
-    ) -> Result<(), LifecycleError> {
-        // CF checks every supply buildpack before running any.
-        let mut roots = Vec::with_capacity(self.supply.len());
-        for buildpack in &self.supply {
-            let bp_root = buildpack
-                .root()
-                .ok_or_else(|| LifecycleError::MalformedBuildpack {
-                    key: buildpack.key.clone(),
-                })?;
-            if !bp_root.join("bin/supply").exists() {
-                return Err(LifecycleError::NoSupplyScript {
-                    key: buildpack.key.clone(),
-                });
-            }
-            roots.push(bp_root);
-        }
-        for (position, (buildpack, bp_root)) in self.supply.iter().zip(roots).enumerate() {
-            let cache = Self::supply_cache(cache_root, buildpack);
-            let index = self.index(position);
-            runner
-                .run(
-                    &bp_root.join("bin/supply"),
-                    &[
-                        root.app.as_os_str(),
-                        cache.as_os_str(),
-                        root.deps.as_os_str(),
-                        OsStr::new(&index),
-                    ],
-                )
-                .map_err(|failure| LifecycleError::SupplyFailed {
-                    key: buildpack.key.clone(),
-                    failure,
-                })?;
-        }
-        Ok(())
-    }
-
-    fn run_final_buildpack(
-        &self,
-        runner: &ScriptRunner,
-        root: &StagingRoot,
-        cache_root: &Path,
-    ) -> Result<(), LifecycleError> {
-        let key = &self.final_buildpack.key;
-        let bp_root = self
-            .final_buildpack
-            .root()
-            .ok_or_else(|| LifecycleError::MalformedBuildpack { key: key.clone() })?;
-        let cache = cache_root.join("final");
-        let index = self.final_index();
-        let (app, cache, deps, index) = (
-            root.app.as_os_str(),
-            cache.as_os_str(),
-            root.deps.as_os_str(),
-            OsStr::new(&index),
-        );
-        if bp_root.join("bin/finalize").exists() {
-            if bp_root.join("bin/supply").exists() {
-                runner
-                    .run(&bp_root.join("bin/supply"), &[app, cache, deps, index])
-                    .map_err(|failure| LifecycleError::SupplyFailed {
-                        key: key.clone(),
-                        failure,
-                    })?;
-            }
-            runner
-                .run(
-                    &bp_root.join("bin/finalize"),
-                    &[app, cache, deps, index, root.profile_d.as_os_str()],
-                )
-                .map_err(|failure| LifecycleError::FinalizeFailed {
-                    key: key.clone(),
-                    failure,
-                })
-        } else {
-            if !self.supply.is_empty() {
-                println!(
-                    "Warning: the last buildpack is not compatible with multi-buildpack apps and cannot make use \
-                     of any dependencies supplied by the buildpacks specified before it"
-                );
-            }
-            // The legacy contract has no deps directory; CF removes the unused one.
-            let unused = root.deps.join(index);
-            files::remove_tree(&unused)
-                .map_err(local_io("remove the unused deps directory", &unused))?;
-            runner
-                .run(&bp_root.join("bin/compile"), &[app, cache])
-                .map_err(|failure| LifecycleError::CompileFailed {
-                    key: key.clone(),
-                    failure,
-                })
-        }
-    }
-
-    /// `launch.yml` of the supply buildpacks, then the final buildpack's `launch.yml` or its
-    /// `bin/release`, then the `Procfile`.
-    fn process_types(
-        &self,
-        runner: &ScriptRunner,
-        root: &StagingRoot,
-    ) -> Result<ProcessTypes, LifecycleError> {
-        let mut types = ProcessTypes::default();
-        for position in 0..self.supply.len() {
-            if let Some(from_launch_yml) = read_launch_yml(&root.deps.join(self.index(position)))? {
-                types.merge(from_launch_yml);
-            }
-        }
-        let key = &self.final_buildpack.key;
-        if let Some(from_launch_yml) = read_launch_yml(&root.deps.join(self.final_index()))? {
-            types.merge(from_launch_yml);
-        } else {
-            let bp_root = self
-                .final_buildpack
-                .root()
-                .ok_or_else(|| LifecycleError::MalformedBuildpack { key: key.clone() })?;
-            let output = runner
-                .run_capturing_stdout(&bp_root.join("bin/release"), &[root.app.as_os_str()])
-                .map_err(|failure| LifecycleError::ReleaseFailed {
-                    key: key.clone(),
-                    failure,
-                })?;
-            let released = process_types::parse_release(&output).map_err(|reason| {
-                LifecycleError::ReleaseOutputInvalid {
-                    key: key.clone(),
-                    reason,
-                }
-            })?;
-            types.merge(released);
-        }
-        match fs::read_to_string(root.app.join("Procfile")) {
-            Ok(text) => types.merge(
-                process_types::parse_procfile(&text)
-                    .map_err(|()| LifecycleError::ProcfileInvalid)?,
-            ),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(_) => return Err(LifecycleError::ProcfileInvalid),
-        }
-        Ok(types)
-    }
-
-    /// Every buildpack that ran, with the name and version its `config.yml` declares; after
-    /// detect, the detect output names a buildpack that wrote no `config.yml`.
-    fn metadata(&self, root: &StagingRoot) -> Vec<BuildpackMetadata> {
-        let ran = self
-            .supply
-            .iter()
-            .copied()
-            .chain(std::iter::once(self.final_buildpack));
-        let mut metadata: Vec<BuildpackMetadata> = ran
-            .enumerate()
-            .map(|(position, bp)| {
-                BuildpackMetadata::read(&bp.key, &root.deps.join(self.index(position)))
-            })
-            .collect();
-        if let (Some(detected), Some(last)) = (&self.detect_output, metadata.last_mut()) {
-            if last.name.is_empty() {
-                last.name.clone_from(detected);
-            }
-        }
-        metadata
-    }
-
-    /// CF keeps `final` and the caches of this staging's supply buildpacks, and deletes
-    /// everything else in the cache root (caches of buildpacks no longer used, stray files).
-    fn drop_unused_caches(&self, cache_root: &Path) -> Result<(), LifecycleError> {
-        let mut keep = vec![cache_root.join("final")];
-        keep.extend(
-            self.supply
-                .iter()
-                .map(|bp| Self::supply_cache(cache_root, bp)),
-        );
-        let entries =
-            fs::read_dir(cache_root).map_err(local_io("read the cache directory", cache_root))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if keep.contains(&path) {
-                continue;
-            }
-            let removed = if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
-                files::remove_tree(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-            removed.map_err(local_io("remove the unused cache", &path))?;
-        }
-        Ok(())
-    }
-}
-
-fn read_launch_yml(deps_index_dir: &Path) -> Result<Option<ProcessTypes>, LifecycleError> {
-    let path = deps_index_dir.join("launch.yml");
-    let Ok(text) = fs::read_to_string(&path) else {
-        return Ok(None);
-    };
-    process_types::parse_launch_yml(&text)
-        .map(Some)
-        .map_err(|reason| LifecycleError::LaunchYmlInvalid { path, reason })
-}
-
-/// `cf push` without `-b`: the first admin buildpack whose `bin/detect` exits 0 wins.
-fn detect<'a>(
-    buildpacks: &'a [Buildpack],
-    runner: &ScriptRunner,
-    root: &StagingRoot,
-) -> Result<Plan<'a>, LifecycleError> {
-    for buildpack in buildpacks {
-        let Some(bp_root) = buildpack.root() else {
-            println!(
-                "malformed buildpack does not contain a /bin dir: {}",
-                buildpack.key
-            );
-            continue;
-        };
-        let script = bp_root.join("bin/detect");
-        match fs::metadata(&script) {
-            Err(error) => {
-                println!(
-                    "failed to find detect script: stat {}: {error}",
-                    script.display()
-                );
-                continue;
-            }
-            Ok(metadata)
-                if std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o111
-                    != 0o111 =>
-            {
-                println!("WARNING: buildpack script '/bin/detect' is not executable");
-            }
-            Ok(_) => {}
-        }
-        if let Ok(output) = runner.run_capturing_stdout(&script, &[root.app.as_os_str()]) {
-            let name = output.trim_end_matches(['\r', '\n']).to_owned();
-            return Ok(Plan {
-                supply: Vec::new(),
-                final_buildpack: buildpack,
-                detect_output: Some(name),
-            });
-        }
-    }
-    Err(LifecycleError::NoBuildpackDetected)
-}
-
-fn write_droplet(
-    staging: &Staging,
-    root: &StagingRoot,
-    buildpacks: &[BuildpackMetadata],
-    process_types: &ProcessTypes,
-) -> Result<(), LifecycleError> {
-    for dir in ["tmp", "logs"] {
-        let path = root.contents.join(dir);
-        fs::create_dir_all(&path).map_err(local_io("create the directory", &path))?;
-    }
-    let staging_info = root.contents.join("staging_info.yml");
-    fs::write(
-        &staging_info,
-        metadata::staging_info(buildpacks, process_types),
-    )
-    .map_err(local_io("write", &staging_info))?;
-    let droplet_path = staging.output.join("droplet.tgz");
-    droplet::write(&droplet_path, &root.app, &root.contents)
-        .map_err(local_io("write the droplet", &droplet_path))?;
-    let result_path = staging.output.join("result.json");
-    fs::write(
-        &result_path,
-        metadata::result_json(buildpacks, process_types),
-    )
-    .map_err(local_io("write", &result_path))
-}
-
-/// The deps index of the buildpack at `position`, zero-padded to the number of digits of
-/// `count` (CF's `int(log10(count)) + 1`): `0`..`8` for nine buildpacks, `00`..`09` for ten,
-/// `00`..`10` for eleven.
-pub(crate) fn deps_index(position: usize, count: usize) -> String {
-    let width = count.max(1).to_string().len();
-    format!("{position:0width$}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn index_is_padded_to_the_digits_of_the_buildpack_count() {
-        assert_eq!(deps_index(0, 1), "0");
-        assert_eq!(deps_index(8, 9), "8");
-        // CF pads to the digits of the count, not of the highest index: ten give 00..09.
-        assert_eq!(deps_index(9, 10), "09");
-        assert_eq!(deps_index(0, 11), "00");
-        assert_eq!(deps_index(10, 11), "10");
-        assert_eq!(deps_index(7, 100), "007");
-    }
 }

@@ -10,6 +10,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "../world/mod.rs"]
+pub mod world;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_conda-buildpack");
 
 /// One entry of a hand-written zip.
@@ -257,7 +260,10 @@ impl Workspace {
         for zip in zips {
             command.arg("--buildpack").arg(zip);
         }
-        command.args(extra).env("TMPDIR", self.tmpdir());
+        command
+            .args(world::stage_args())
+            .args(extra)
+            .env("TMPDIR", self.tmpdir());
         Outcome::of(&command.output().expect("run conda-buildpack stage"))
     }
 
@@ -294,9 +300,14 @@ impl Outcome {
         self
     }
 
+    /// The staging log as a user reads it: Diego streams the builder's stdout and stderr
+    /// into one log (the real builder writes its failure lines to stderr).
     #[track_caller]
-    pub fn assert_stdout_contains(&self, text: &str) -> &Self {
-        assert!(self.stdout.contains(text), "stdout lacks {text:?}\n{self}");
+    pub fn assert_log_contains(&self, text: &str) -> &Self {
+        assert!(
+            self.stdout.contains(text) || self.stderr.contains(text),
+            "the log lacks {text:?}\n{self}"
+        );
         self
     }
 

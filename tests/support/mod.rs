@@ -6,6 +6,8 @@
 
 pub(crate) mod proxy;
 pub(crate) mod server;
+#[path = "../world/mod.rs"]
+pub(crate) mod world;
 
 use std::fs;
 use std::io::Write as _;
@@ -25,6 +27,10 @@ pub(crate) const REPO: &str = env!("CARGO_MANIFEST_DIR");
 pub(crate) fn repo() -> &'static Path {
     Path::new(REPO)
 }
+
+/// The interpreter the fixture conda runs on. Buildpacks stage as vcap (uid 2000), so it must
+/// be one every user can run: the system's, not a per-user install under /root.
+pub(crate) const FIXTURE_PYTHON: &str = "/usr/bin/python3";
 
 /// The built fixtures: channels, installers and their summary.
 pub(crate) struct Fixtures {
@@ -58,7 +64,7 @@ pub(crate) fn fixtures() -> &'static Fixtures {
         let _lock = FileLock::acquire(&root.join(".lock"));
         let dir = root.join(&digest[..16]);
         if !dir.join("fixtures.json").is_file() {
-            let status = Command::new("python3")
+            let status = Command::new(FIXTURE_PYTHON)
                 .arg(sources.join("build.py"))
                 .arg(&dir)
                 .status()
@@ -112,7 +118,7 @@ pub(crate) fn digest_tree(root: &Path) -> String {
 }
 
 fn host_python() -> String {
-    let output = Command::new("python3")
+    let output = Command::new(FIXTURE_PYTHON)
         .args([
             "-c",
             "import os, sys; print(os.path.realpath(sys.executable))",
@@ -299,9 +305,10 @@ impl Staging {
         self
     }
 
-    /// A supply failure: CF's builder exits 225 and no droplet is written.
+    /// A supply failure of the conda buildpack as the final (only) buildpack: CF's builder
+    /// exits 223 ("Failed to compile droplet") and no droplet is written.
     pub(crate) fn assert_supply_failed(&self) -> &Self {
-        assert_eq!(self.code, 225, "expected a supply failure:\n{}", self.log);
+        assert_eq!(self.code, 223, "expected a supply failure:\n{}", self.log);
         assert!(!self.droplet().exists(), "a failed staging left a droplet");
         assert!(
             !self.log.contains("panicked"),
@@ -430,7 +437,7 @@ pub(crate) fn stage(
     output: &Path,
 ) -> Staging {
     let mut command = Command::new(BINARY);
-    command.arg("stage").arg(app);
+    command.arg("stage").arg(app).args(world::stage_args());
     for buildpack in buildpacks {
         command.arg("--buildpack").arg(buildpack);
     }
@@ -527,6 +534,7 @@ pub(crate) fn stage_killed_after(
     command
         .arg("stage")
         .arg(app)
+        .args(world::stage_args())
         .arg("--buildpack")
         .arg(buildpack)
         .arg("--output")
@@ -572,7 +580,7 @@ pub(crate) fn stage_killed_after(
 /// start command when empty).
 pub(crate) fn launch(droplet: &Path, command: &str, env: &[(&str, &str)]) -> Output {
     let mut launch = Command::new(BINARY);
-    launch.arg("launch").arg(droplet);
+    launch.arg("launch").arg(droplet).args(world::launch_args());
     for (name, value) in env {
         launch.arg("--env").arg(format!("{name}={value}"));
     }
