@@ -10,8 +10,10 @@
 //!
 //! An environment entry carries a [`Fingerprint`] of everything that decides the environment,
 //! compared field by field so the log can say why an entry was discarded, and a record of
-//! every file (size, mtime, mode, link target) so a partial, edited or truncated entry is
-//! caught before anything is restored from it. Entries are written under a temporary name
+//! every file (size, permission bits, an xxHash3 digest of its bytes, link target) so a
+//! partial, edited or truncated entry is caught before anything is restored from it. Nothing
+//! is trusted that Diego's round trip of the cache changes (every file comes back as a new
+//! copy with a new mtime, hard links broken, modes through a 022 umask): only content. Entries are written under a temporary name
 //! and renamed into place complete: an interruption leaves the old entry or the new one.
 
 use std::collections::BTreeMap;
@@ -30,7 +32,10 @@ use crate::fsutil;
 
 /// Bumped whenever the entry layout or the meaning of a field changes: an entry of another
 /// format is discarded, never interpreted.
-pub(crate) const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 2;
+
+/// The permission bits that survive Diego's round trip of the cache (a 022 umask).
+const KEPT_MODE_BITS: u32 = 0o7755;
 
 const ENVIRONMENT_DIR: &str = "environment";
 const ENTRY_PREFIX: &str = "entry-";
@@ -181,7 +186,8 @@ enum Record {
         path: String,
         mode: u32,
         size: u64,
-        mtime_ns: i64,
+        /// xxHash3-128 of the bytes, hex.
+        digest: String,
     },
     Symlink {
         path: String,
@@ -629,7 +635,7 @@ fn record_tree(root: &Path) -> io::Result<Vec<Record>> {
             if file_type.is_dir() {
                 records.push(Record::Dir {
                     path: relative(root, &path),
-                    mode: metadata.mode() & 0o7777,
+                    mode: metadata.mode() & KEPT_MODE_BITS,
                 });
                 subdirectories.push(path);
             } else if file_type.is_symlink() {
@@ -640,9 +646,9 @@ fn record_tree(root: &Path) -> io::Result<Vec<Record>> {
             } else if file_type.is_file() {
                 records.push(Record::File {
                     path: relative(root, &path),
-                    mode: metadata.mode() & 0o7777,
+                    mode: metadata.mode() & KEPT_MODE_BITS,
                     size: metadata.len(),
-                    mtime_ns: fsutil::mtime_ns(&metadata),
+                    digest: fsutil::digest_file(&fs::File::open(&path)?)?,
                 });
             }
         }
@@ -849,7 +855,7 @@ fn restore_leaf(
         Record::File {
             mode,
             size,
-            mtime_ns: recorded,
+            digest,
             ..
         } => {
             let (parent, name) = fsutil::split_parent(path);
@@ -868,7 +874,12 @@ fn restore_leaf(
                     checked.len
                 ));
             }
-            if checked.mtime_ns != *recorded || checked.mode != *mode {
+            if checked.mode & KEPT_MODE_BITS != *mode {
+                return Err(format!("{path} changed its permissions"));
+            }
+            let actual = fsutil::digest_at(source_dir, name)
+                .map_err(|error| fail("cannot read", path, error.to_string()))?;
+            if actual != *digest {
                 return Err(format!("{path} was modified"));
             }
             if *links_work {
@@ -989,6 +1000,45 @@ mod tests {
         );
     }
 
+    /// What Diego does to the cache between stagings: every file a new copy (hard links
+    /// broken) with a new mtime, modes through a 022 umask.
+    fn round_trip_through_diego(dir: &Path) {
+        for entry in fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let metadata = fs::symlink_metadata(&path).unwrap();
+            if metadata.is_dir() {
+                round_trip_through_diego(&path);
+            } else if metadata.is_file() {
+                let bytes = fs::read(&path).unwrap();
+                fs::remove_file(&path).unwrap();
+                fs::write(&path, bytes).unwrap();
+                let mode = metadata.mode() & 0o7777 & !0o022;
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn an_entry_survives_diegos_round_trip_and_is_restored() {
+        let scratch = tempfile::tempdir().unwrap();
+        let env = environment(scratch.path());
+        fs::set_permissions(env.join("bin/python"), fs::Permissions::from_mode(0o775)).unwrap();
+        let cache_dir = scratch.path().join("cache");
+        let cache = AppCache::open(&cache_dir).unwrap();
+        cache.save(&fingerprint(), &env).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        round_trip_through_diego(&cache_dir);
+        let target = scratch.path().join("restored");
+        let Restore::Restored(stats) = cache.restore(&fingerprint(), &target) else {
+            panic!("the round trip of the cache discarded a sound entry");
+        };
+        assert!(stats.files > 0);
+        assert_eq!(
+            fs::read(target.join("bin/python")).unwrap(),
+            fs::read(env.join("bin/python")).unwrap()
+        );
+    }
+
     #[test]
     fn every_kind_of_damage_is_caught_before_a_restore() {
         type Damage = fn(&Path);
@@ -1001,8 +1051,11 @@ mod tests {
                     .unwrap()
             }),
             ("edited same size", |entry| {
-                std::thread::sleep(Duration::from_millis(10));
-                fs::write(entry.join("tree/bin/python"), "#!/bin/XX\n").unwrap();
+                // Content alone decides: the edit keeps the size and the mtime.
+                let file = entry.join("tree/bin/python");
+                let mtime = fs::metadata(&file).unwrap().modified().unwrap();
+                fs::write(&file, "#!/bin/XX\n").unwrap();
+                fs::File::options().write(true).open(&file).unwrap().set_modified(mtime).unwrap();
             }),
             ("metadata edited", |entry| {
                 let text = fs::read_to_string(entry.join(METADATA)).unwrap();
@@ -1013,13 +1066,13 @@ mod tests {
                 .unwrap();
             }),
             ("metadata truncated", |entry| {
-                fs::write(entry.join(METADATA), "{\"format\":1,").unwrap()
+                fs::write(entry.join(METADATA), format!("{{\"format\":{FORMAT},")).unwrap()
             }),
             ("future format", |entry| {
                 let text = fs::read_to_string(entry.join(METADATA)).unwrap();
                 fs::write(
                     entry.join(METADATA),
-                    text.replacen("\"format\":1", "\"format\":99", 1),
+                    text.replacen(&format!("\"format\":{FORMAT}"), "\"format\":99", 1),
                 )
                 .unwrap();
             }),
@@ -1206,9 +1259,10 @@ mod tests {
         });
         metadata.records.push(Record::File {
             path: "bin/out/planted".into(),
-            mode: planted.mode() & 0o7777,
+            mode: planted.mode() & KEPT_MODE_BITS,
             size: planted.len(),
-            mtime_ns: fsutil::mtime_ns(&planted),
+            digest: fsutil::digest_file(&fs::File::open(outside.join("planted")).unwrap())
+                .unwrap(),
         });
         metadata.checksum = metadata.body_checksum();
         fs::write(entry.join(METADATA), serde_json::to_vec(&metadata).unwrap()).unwrap();

@@ -136,11 +136,10 @@ pub(crate) fn copy_file_preserving(
     Ok(())
 }
 
-/// What the buildpack checks of a file: its kind, size, modification time and permission bits.
+/// What the buildpack checks of a file before it reads it: its kind, size and permission bits.
 pub(crate) struct FileStat {
     pub(crate) is_file: bool,
     pub(crate) len: u64,
-    pub(crate) mtime_ns: i64,
     pub(crate) mode: u32,
 }
 
@@ -149,18 +148,9 @@ impl FileStat {
         Self {
             is_file: metadata.is_file(),
             len: metadata.len(),
-            mtime_ns: mtime_ns(metadata),
             mode: metadata.mode() & 0o7777,
         }
     }
-}
-
-/// A file's modification time in nanoseconds since the epoch.
-pub(crate) fn mtime_ns(metadata: &fs::Metadata) -> i64 {
-    metadata
-        .mtime()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(metadata.mtime_nsec())
 }
 
 /// The directory of the files being looked at, kept open while the next file is in the same
@@ -203,23 +193,47 @@ pub(crate) fn stat_at(
     path: impl FnOnce() -> PathBuf,
 ) -> io::Result<FileStat> {
     use rustix::fs::{AtFlags, StatxFlags};
-    let wanted = StatxFlags::TYPE | StatxFlags::MODE | StatxFlags::SIZE | StatxFlags::MTIME;
+    let wanted = StatxFlags::TYPE | StatxFlags::MODE | StatxFlags::SIZE;
     match rustix::fs::statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, wanted) {
         Ok(statx) => {
             let mode = u32::from(statx.stx_mode);
             Ok(FileStat {
                 is_file: mode & libc::S_IFMT == libc::S_IFREG,
                 len: statx.stx_size,
-                mtime_ns: statx
-                    .stx_mtime
-                    .tv_sec
-                    .saturating_mul(1_000_000_000)
-                    .saturating_add(i64::from(statx.stx_mtime.tv_nsec)),
                 mode: mode & 0o7777,
             })
         }
         Err(_) => fs::symlink_metadata(path()).map(|metadata| FileStat::from_metadata(&metadata)),
     }
+}
+
+/// The xxHash3-128 digest of a file's bytes, hex: what the app cache records of each file,
+/// fast enough to check a whole environment at every restore.
+pub(crate) fn digest_file(file: &fs::File) -> io::Result<String> {
+    use std::io::Read as _;
+    let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
+    let mut buffer = vec![0_u8; 256 * 1024];
+    let mut reader = file;
+    loop {
+        let read = reader.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(format!("{:032x}", hasher.digest128()))
+}
+
+/// [`digest_file`] of `name` in the open directory `dir`, without following a link.
+pub(crate) fn digest_at(dir: &fs::File, name: &str) -> io::Result<String> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    digest_file(&fs::File::from(fd))
 }
 
 /// Hard-links `name` in the open directory `from` as `name` in the open directory `to`.

@@ -420,7 +420,15 @@ mod tests {
                 failure: failure()
             }
             .exit_code(),
-            226
+            223
+        );
+        assert_eq!(
+            LifecycleError::FinalSupplyFailed {
+                key: key(),
+                failure: failure()
+            }
+            .exit_code(),
+            223
         );
         assert_eq!(LifecycleError::ProcfileInvalid.exit_code(), 1);
     }
