@@ -48,6 +48,13 @@ pub(crate) enum AppError {
     },
     #[error("{file}: {reason}")]
     InvalidEnvironment { file: String, reason: String },
+    #[error("{file} line {line}: conda cannot read the spec {spec:?}: {reason}")]
+    InvalidSpec {
+        file: String,
+        line: usize,
+        spec: String,
+        reason: String,
+    },
     #[error("runtime.txt: {reason}")]
     InvalidRuntimeTxt { content: String, reason: String },
     #[error("{file}: {reason}")]
@@ -78,6 +85,9 @@ pub(crate) struct EnvironmentSpec {
     /// `variables:` become environment variables of the running app, as `conda activate`
     /// would set them.
     pub(crate) variables: BTreeMap<String, String>,
+    /// What conda warns about and ignores (an unknown top-level key, a selector entry): said
+    /// in the log, never a failure, since conda itself accepts the file.
+    pub(crate) warnings: Vec<String>,
 }
 
 impl EnvironmentSpec {
@@ -137,6 +147,13 @@ pub(crate) struct App {
 }
 
 impl App {
+    /// What conda would warn about in the app's files and go on.
+    pub(crate) fn warnings(&self) -> impl Iterator<Item = &str> {
+        self.environment
+            .iter()
+            .flat_map(|environment| environment.spec.warnings.iter().map(String::as_str))
+    }
+
     pub(crate) fn read(build_dir: &Path) -> Result<Self, AppError> {
         let environment = match find_environment_file(build_dir) {
             Some(path) => Some(read_environment_file(build_dir, &path)?),
@@ -272,9 +289,28 @@ fn read_bounded(build_dir: &Path, path: &Path) -> Result<Vec<u8>, AppError> {
 }
 
 fn into_text(path: &Path, bytes: Vec<u8>) -> Result<String, AppError> {
-    let text = String::from_utf8(bytes).map_err(|_| AppError::NotUtf8 {
+    let not_text = || AppError::NotUtf8 {
         file: file_label(path),
-    })?;
+    };
+    // PowerShell's `conda env export > environment.yml` writes UTF-16 with a byte-order
+    // mark, which conda reads; so do we.
+    let utf16 = match bytes.get(..2) {
+        Some([0xff, 0xfe]) => Some(u16::from_le_bytes as fn([u8; 2]) -> u16),
+        Some([0xfe, 0xff]) => Some(u16::from_be_bytes as fn([u8; 2]) -> u16),
+        _ => None,
+    };
+    if let Some(decode) = utf16 {
+        if bytes.len() % 2 != 0 {
+            return Err(not_text());
+        }
+        let units = bytes[2..]
+            .chunks_exact(2)
+            .map(|pair| decode([pair[0], pair[1]]));
+        return char::decode_utf16(units)
+            .collect::<Result<String, _>>()
+            .map_err(|_| not_text());
+    }
+    let text = String::from_utf8(bytes).map_err(|_| not_text())?;
     // Editors on Windows write a byte-order mark; conda and YAML do not want it.
     Ok(text
         .strip_prefix('\u{feff}')
@@ -361,19 +397,68 @@ pub(crate) fn parse_environment(file: &str, text: &str) -> Result<EnvironmentSpe
                     Some(scalar(&value).ok_or_else(|| invalid("`name` must be text".into()))?)
             }
             "channels" => spec.channels = string_list(&value, "channels").map_err(invalid)?,
-            "dependencies" => spec.dependencies = dependencies(&value).map_err(invalid)?,
+            "dependencies" => {
+                spec.dependencies = dependencies(&value, &mut spec.warnings).map_err(invalid)?;
+            }
             "variables" => spec.variables = variables(&value).map_err(invalid)?,
             // conda reads `prefix` too, but the buildpack decides where the environment lives.
             "prefix" => {}
-            other => {
-                return Err(invalid(format!(
-                    "unknown key `{other}`; an environment file has `name`, `channels`, \
-                     `dependencies`, `variables` and `prefix`"
-                )));
-            }
+            // conda 26 warns `EnvironmentSectionNotValid` and goes on (conda-lock's
+            // `platforms:`, for one): so do we.
+            other => spec.warnings.push(format!(
+                "{file}: the key `{other}` is not one conda reads (`name`, `channels`, \
+                 `dependencies`, `variables`, `prefix`); conda ignores it, and so does the \
+                 buildpack"
+            )),
         }
     }
+    for written in spec.conda_specs() {
+        check_conda_spec(written).map_err(|reason| AppError::InvalidSpec {
+            file: file.to_string(),
+            line: line_of(text, written),
+            spec: written.to_string(),
+            reason,
+        })?;
+    }
     Ok(spec)
+}
+
+/// conda's sloppy operators, as rattler reads them: `python=>3.11` and `numpy=<2` are accepted
+/// by conda (it reads `=` then `>3.11`), so the buildpack reads them too.
+pub(crate) fn tolerant_spec(written: &str) -> std::borrow::Cow<'_, str> {
+    if written.contains("=>") || written.contains("=<") {
+        written.replace("=>", ">=").replace("=<", "<=").into()
+    } else {
+        written.into()
+    }
+}
+
+/// Refuses, before anything is downloaded, the specs conda 26 refuses to parse (a broken
+/// operator like `numpy>=<1`, a name with brackets left open). Anything conda merely fails
+/// to find, or reads in ways rattler does not (regex versions like `1.*.1`), is left for
+/// conda to judge, so that nothing conda accepts is refused here.
+fn check_conda_spec(written: &str) -> Result<(), String> {
+    use rattler_conda_types::{MatchSpec, ParseMatchSpecError, ParseStrictness};
+    match MatchSpec::from_str(&tolerant_spec(written), ParseStrictness::Lenient) {
+        Ok(_) => Ok(()),
+        Err(error @ ParseMatchSpecError::InvalidVersionAndBuild(_)) => Err(format!(
+            "{error}; write a version constraint like `numpy>=1.26`, `numpy=1.26` or \
+             `numpy>=1.26,<2`"
+        )),
+        Err(error @ ParseMatchSpecError::InvalidPackageNameMatcher(_)) => Err(format!(
+            "{error}; a package name has letters, digits, `-`, `_` and `.`, and options go in \
+             closed brackets like `numpy[version='>=1.26']`"
+        )),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The 1-based line of `environment.yml` where the spec is written (1 if not found, e.g. in
+/// a flow list on the first line).
+fn line_of(text: &str, written: &str) -> usize {
+    text.lines()
+        .position(|line| line.contains(written))
+        .map_or(1, |index| index + 1)
 }
 
 /// For serde_yaml's `duplicate entry with key "K"` in the block mapping at `line`, `column`:
@@ -488,7 +573,7 @@ fn string_list(value: &Value, key: &str) -> Result<Vec<String>, String> {
     }
 }
 
-fn dependencies(value: &Value) -> Result<Vec<Dependency>, String> {
+fn dependencies(value: &Value, warnings: &mut Vec<String>) -> Result<Vec<Dependency>, String> {
     let Value::Sequence(items) = value else {
         if matches!(value, Value::Null) {
             return Ok(Vec::new());
@@ -508,13 +593,26 @@ fn dependencies(value: &Value) -> Result<Vec<Dependency>, String> {
                     if key.as_str() == Some("pip") {
                         pip = Some(string_list(requirements, "pip")?);
                     } else {
-                        return Err(format!(
-                            "`dependencies` entry {position} is a mapping; the only mapping \
-                             allowed there is `pip:` with a list of requirements"
+                        // conda 26 skips mapping entries it does not know, such as the
+                        // `sel(linux): numpy` selectors of mamba and boa recipes.
+                        let key = scalar(key).unwrap_or_else(|| describe(key).to_string());
+                        let what = scalar(requirements).unwrap_or_default();
+                        warnings.push(format!(
+                            "`dependencies` entry {position} (`{key}: {what}`) is not a package \
+                             spec; conda skips it, so {} will not be installed. Write the \
+                             package as a plain entry (`- {}`) if the app needs it",
+                            if what.is_empty() { "it" } else { what.as_str() },
+                            if what.is_empty() {
+                                "NAME"
+                            } else {
+                                what.as_str()
+                            },
                         ));
                     }
                 }
-                result.push(Dependency::Pip(pip.unwrap_or_default()));
+                if let Some(pip) = pip {
+                    result.push(Dependency::Pip(pip));
+                }
             }
             other => {
                 let spec = scalar(other).ok_or_else(|| {
@@ -817,14 +915,85 @@ mod tests {
     }
 
     #[test]
-    fn structural_mistakes_name_the_entry() {
-        let error = parse_environment(
+    fn what_conda_26_accepts_is_accepted_with_its_warnings() {
+        // An unknown key (conda-lock's `platforms:`) and a mamba selector: conda warns or
+        // skips, and creates the environment.
+        let spec = parse_environment(
             "environment.yml",
-            "dependencies:\n  - numpy\n  - {conda: x}\n",
+            "channels: [conda-forge]\nplatforms: [linux-64]\ndependencies:\n  - python=>3.11\n  - numpy=<3\n  - sel(linux): scipy\n",
         )
-        .unwrap_err()
-        .to_string();
-        assert!(error.contains("entry 2"), "{error}");
+        .unwrap();
+        assert_eq!(
+            spec.conda_specs().collect::<Vec<_>>(),
+            ["python=>3.11", "numpy=<3"]
+        );
+        assert!(
+            spec.warnings[0].contains("`platforms`"),
+            "{:?}",
+            spec.warnings
+        );
+        assert!(
+            spec.warnings[1].contains("entry 3")
+                && spec.warnings[1].contains("scipy will not be installed"),
+            "{:?}",
+            spec.warnings
+        );
+        // conda reads a regex version; it may find nothing, but that is conda's to say.
+        assert!(parse_environment("environment.yml", "dependencies: [numpy=1.*.1]\n").is_ok());
+    }
+
+    #[test]
+    fn a_utf16_file_from_powershell_is_read() {
+        let text = "channels: [conda-forge]\r\ndependencies:\r\n  - python=3.11\r\n";
+        for little_endian in [true, false] {
+            let mut bytes = if little_endian {
+                vec![0xff, 0xfe]
+            } else {
+                vec![0xfe, 0xff]
+            };
+            for unit in text.encode_utf16() {
+                bytes.extend(if little_endian {
+                    unit.to_le_bytes()
+                } else {
+                    unit.to_be_bytes()
+                });
+            }
+            let decoded = into_text(Path::new("environment.yml"), bytes).unwrap();
+            let spec = parse_environment("environment.yml", &decoded).unwrap();
+            assert_eq!(spec.conda_specs().collect::<Vec<_>>(), ["python=3.11"]);
+        }
+        assert!(into_text(Path::new("environment.yml"), vec![0xff, 0xfe, 0x41]).is_err());
+    }
+
+    #[test]
+    fn a_spec_conda_cannot_parse_is_refused_naming_its_line() {
+        for (text, line, spec) in [
+            (
+                "channels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy>=<1\n",
+                4,
+                "numpy>=<1",
+            ),
+            (
+                "dependencies:\n  - \"numpy[version=>1\"\n",
+                2,
+                "numpy[version=>1",
+            ),
+        ] {
+            match parse_environment("environment.yml", text) {
+                Err(AppError::InvalidSpec {
+                    line: found,
+                    spec: found_spec,
+                    ..
+                }) => {
+                    assert_eq!((found, found_spec.as_str()), (line, spec));
+                }
+                other => panic!("{text:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn structural_mistakes_name_the_entry() {
         let error = parse_environment("environment.yml", "dependencies: numpy\n")
             .unwrap_err()
             .to_string();
@@ -850,10 +1019,13 @@ mod tests {
             ),
             "{error:?}"
         );
-        let error = parse_environment("environment.yml", "depends: [a]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("unknown key `depends`"), "{error}");
+        // A misspelt key is conda's EnvironmentSectionNotValid: a warning naming it.
+        let spec = parse_environment("environment.yml", "depends: [a]\n").unwrap();
+        assert!(
+            spec.warnings[0].contains("the key `depends`"),
+            "{:?}",
+            spec.warnings
+        );
     }
 
     #[test]

@@ -853,10 +853,7 @@ fn restore_leaf(
             Ok(None)
         }
         Record::File {
-            mode,
-            size,
-            digest,
-            ..
+            mode, size, digest, ..
         } => {
             let (parent, name) = fsutil::split_parent(path);
             let source_dir = fsutil::OpenDir::at(&mut open_dirs.source, source, parent)
@@ -1055,7 +1052,12 @@ mod tests {
                 let file = entry.join("tree/bin/python");
                 let mtime = fs::metadata(&file).unwrap().modified().unwrap();
                 fs::write(&file, "#!/bin/XX\n").unwrap();
-                fs::File::options().write(true).open(&file).unwrap().set_modified(mtime).unwrap();
+                fs::File::options()
+                    .write(true)
+                    .open(&file)
+                    .unwrap()
+                    .set_modified(mtime)
+                    .unwrap();
             }),
             ("metadata edited", |entry| {
                 let text = fs::read_to_string(entry.join(METADATA)).unwrap();
@@ -1261,8 +1263,7 @@ mod tests {
             path: "bin/out/planted".into(),
             mode: planted.mode() & KEPT_MODE_BITS,
             size: planted.len(),
-            digest: fsutil::digest_file(&fs::File::open(outside.join("planted")).unwrap())
-                .unwrap(),
+            digest: fsutil::digest_file(&fs::File::open(outside.join("planted")).unwrap()).unwrap(),
         });
         metadata.checksum = metadata.body_checksum();
         fs::write(entry.join(METADATA), serde_json::to_vec(&metadata).unwrap()).unwrap();

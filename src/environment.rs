@@ -17,8 +17,14 @@ use crate::python_version::PythonChoice;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FailureKind {
-    /// `PackagesNotFoundError`: a name no channel has.
+    /// `PackagesNotFoundInChannelsError` (conda 26), `PackagesNotFoundError` (older): a
+    /// name no channel has.
     PackagesNotFound,
+    /// `PluginError: ... Invalid spec` (conda 26 reading environment.yml),
+    /// `EnvironmentFileInvalid`, `InvalidMatchSpec`: a spec conda cannot parse.
+    InvalidSpec,
+    /// `NoChannelsConfiguredError`: conda 26 adds no `defaults` by itself.
+    NoChannels,
     /// `ResolvePackageNotFound`, `UnsatisfiableError`: the specs cannot be met together.
     Unsatisfiable,
     /// `CondaHTTPError` and friends: a channel could not be reached.
@@ -326,8 +332,18 @@ fn classify(output: &[String]) -> FailureKind {
     let text = output.join("\n");
     if mentions_full_disk(output) {
         FailureKind::DiskFull
-    } else if text.contains("PackagesNotFoundError") {
+    } else if text.contains("PackagesNotFoundError")
+        || text.contains("PackagesNotFoundInChannelsError")
+        || text.contains("Many packages are unavailable at once")
+    {
         FailureKind::PackagesNotFound
+    } else if text.contains("Invalid spec")
+        || text.contains("InvalidMatchSpec")
+        || text.contains("EnvironmentFileInvalid")
+    {
+        FailureKind::InvalidSpec
+    } else if text.contains("NoChannelsConfiguredError") {
+        FailureKind::NoChannels
     } else if text.contains("ResolvePackageNotFound")
         || text.contains("UnsatisfiableError")
         || text.contains("LibMambaUnsatisfiableError")
@@ -360,6 +376,29 @@ pub(crate) fn mentions_full_disk(output: &[String]) -> bool {
 mod tests {
     use super::*;
     use crate::app::parse_environment;
+
+    #[test]
+    fn conda_26_errors_are_classified_by_their_names() {
+        let lines = |text: &str| text.lines().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            classify(&lines(
+                "PackagesNotFoundInChannelsError: The following packages are not available from current channels:\n  - foo"
+            )),
+            FailureKind::PackagesNotFound
+        );
+        assert_eq!(
+            classify(&lines(
+                "PluginError: Failed to parse environment specification from file: Invalid spec 'numpy>=<1': Invalid version '>=<1': invalid operator"
+            )),
+            FailureKind::InvalidSpec
+        );
+        assert_eq!(
+            classify(&lines(
+                "NoChannelsConfiguredError: No channels are configured."
+            )),
+            FailureKind::NoChannels
+        );
+    }
 
     #[test]
     fn conda_errors_are_classified_by_their_names() {

@@ -232,6 +232,21 @@ fn app_message(error: &AppError) -> Message {
                 "See https://docs.conda.io/projects/conda/en/latest/user-guide/tasks/manage-environments.html#create-env-file-manually for the format of {file}."
             ),
         ),
+        AppError::InvalidSpec {
+            file,
+            line,
+            spec,
+            reason,
+        } => Message::new(
+            format!("{file} line {line}: conda cannot read `{spec}`"),
+            vec![
+                format!("`{spec}` is not a conda match spec: {reason}."),
+                "conda would refuse the whole file (PluginError: Invalid spec), so nothing was downloaded.".into(),
+            ],
+            format!(
+                "Fix line {line} of {file}: a spec is a name with an optional version, like `numpy`, `numpy=1.26`, `numpy>=1.26,<2` or `conda-forge::numpy`."
+            ),
+        ),
         AppError::InvalidRuntimeTxt { content, reason } => Message::new(
             "runtime.txt does not name a Python version",
             vec![format!("{reason} (found `{content}`)")],
@@ -442,9 +457,30 @@ fn environment_message(error: &EnvironmentError) -> Message {
                     "A package the app needs is not in vendor/",
                     "The app installs offline from vendor/, and conda names above what vendor/ lacks. Run `conda-buildpack vendor APP_DIR` on your machine to fill vendor/ with every package the environment needs, and push again.".to_string(),
                 ),
-                FailureKind::PackagesNotFound => (
-                    "conda cannot find some of the app's packages",
-                    "Check the package names and the channels in environment.yml (conda search NAME -c CHANNEL on your machine), or vendor the packages.".to_string(),
+                FailureKind::PackagesNotFound => {
+                    let missing = listed_after(output, "packages are not available");
+                    let channels = listed_after(output, "Current channels:");
+                    if !missing.is_empty() {
+                        body.insert(1, format!("Not found: {}", missing.join(", ")));
+                    }
+                    if !channels.is_empty() {
+                        body.insert(
+                            if missing.is_empty() { 1 } else { 2 },
+                            format!("Channels searched: {}", channels.join(", ")),
+                        );
+                    }
+                    (
+                        "conda cannot find some of the app's packages",
+                        "Check the package names and the channels in environment.yml (conda search NAME -c CHANNEL on your machine), or vendor the packages.".to_string(),
+                    )
+                }
+                FailureKind::InvalidSpec => (
+                    "conda cannot read a spec in environment.yml",
+                    "conda names the spec above. Write it as a name with an optional version, like `numpy`, `numpy=1.26` or `numpy>=1.26,<2`; `conda env create -f environment.yml` on your machine shows the same error.".to_string(),
+                ),
+                FailureKind::NoChannels => (
+                    "conda has no channels to install from",
+                    "Name the channels in environment.yml (`channels: [conda-forge]`), or set CONDA_CHANNELS with cf set-env: conda 26 no longer adds `defaults` by itself.".to_string(),
                 ),
                 FailureKind::Unsatisfiable => (
                     "conda cannot satisfy the app's package versions",
@@ -479,9 +515,63 @@ fn environment_message(error: &EnvironmentError) -> Message {
     }
 }
 
+/// The `  - item` lines that follow the line containing `header` in conda's output.
+fn listed_after(output: &[String], header: &str) -> Vec<String> {
+    output
+        .iter()
+        .skip_while(|line| !line.contains(header))
+        .skip(1)
+        .skip_while(|line| line.trim().is_empty())
+        .map_while(|line| line.trim_start().strip_prefix("- "))
+        .map(|item| item.trim().to_string())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_package_message_names_the_packages_and_the_channels() {
+        let output: Vec<String> = [
+            "PackagesNotFoundInChannelsError: The following packages are not available from current channels:",
+            "",
+            "  - foo",
+            "  - numpy=99",
+            "",
+            "Current channels:",
+            "",
+            "  - http://127.0.0.1:1/conda-forge/linux-64",
+            "  - http://127.0.0.1:1/conda-forge/noarch",
+            "",
+            "To search for alternate channels that may provide the conda package you're",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        let error: Error = EnvironmentError::Conda {
+            kind: FailureKind::PackagesNotFound,
+            command: "conda env create".into(),
+            status: "exit code 1".into(),
+            output,
+            memory_limit_mib: None,
+            vendored: false,
+        }
+        .into();
+        let message = message(&error);
+        assert!(
+            message
+                .body
+                .contains(&"Not found: foo, numpy=99".to_string()),
+            "{:?}",
+            message.body
+        );
+        assert!(
+            message.body.contains(&"Channels searched: http://127.0.0.1:1/conda-forge/linux-64, http://127.0.0.1:1/conda-forge/noarch".to_string()),
+            "{:?}",
+            message.body
+        );
+    }
 
     #[test]
     fn every_message_has_a_title_a_cause_and_a_fix() {

@@ -202,12 +202,14 @@ fn environment_python<'a>(
                 ),
             });
         }
-        let spec = MatchSpec::from_str(written, ParseStrictness::Lenient).map_err(|error| {
-            PythonVersionError::InvalidSpec {
-                file: file.to_string(),
-                spec: written.to_string(),
-                reason: error.to_string(),
-            }
+        let spec = MatchSpec::from_str(
+            &crate::app::tolerant_spec(written),
+            ParseStrictness::Lenient,
+        )
+        .map_err(|error| PythonVersionError::InvalidSpec {
+            file: file.to_string(),
+            spec: written.to_string(),
+            reason: error.to_string(),
         })?;
         let is_python = matches!(&spec.name, PackageNameMatcher::Exact(name) if name.as_normalized() == "python");
         if !is_python {

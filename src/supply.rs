@@ -29,6 +29,9 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
 
     let settings = Settings::from_env()?;
     let app = App::read(&stager.build_dir)?;
+    for warning in app.warnings() {
+        log::warning(warning);
+    }
     let decision = python_version::decide(&app)?;
     if let Some(conflict) = &decision.conflict {
         log::warning(conflict);

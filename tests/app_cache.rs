@@ -20,6 +20,7 @@ struct World {
     app: PathBuf,
     cache: PathBuf,
     invocations: PathBuf,
+    _spies: tempfile::TempDir,
 }
 
 impl World {
@@ -29,7 +30,8 @@ impl World {
         let zip = package(&server, dir.path(), &Packaging::default());
         let app = app(fixture, dir.path());
         let cache = dir.path().join("app-cache");
-        let invocations = dir.path().join("conda-invocations.log");
+        let spies = support::container_visible_dir();
+        let invocations = spies.path().join("conda-invocations.log");
         Self {
             dir,
             server,
@@ -37,6 +39,7 @@ impl World {
             app,
             cache,
             invocations,
+            _spies: spies,
         }
     }
 
@@ -231,13 +234,10 @@ fn a_damaged_cache_is_discarded_with_a_warning_and_staging_succeeds() {
         }),
         ("a future format", |entry| {
             let file = entry.join("metadata.json");
-            fs::write(
-                &file,
-                fs::read_to_string(&file)
-                    .unwrap()
-                    .replacen("\"format\":1", "\"format\":7", 1),
-            )
-            .unwrap();
+            let mut metadata: serde_json::Value =
+                serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+            metadata["format"] = 7.into();
+            fs::write(&file, serde_json::to_vec(&metadata).unwrap()).unwrap();
         }),
     ];
     let world = World::new("numpy-web");

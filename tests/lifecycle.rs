@@ -320,7 +320,9 @@ fn a_failing_finalize_script_exits_223_as_on_the_real_builder() {
     );
     ws.stage(&[zip], &[])
         .assert_code(223)
-        .assert_log_contains("Failed to compile droplet: Failed to run finalize script: exit status 5")
+        .assert_log_contains(
+            "Failed to compile droplet: Failed to run finalize script: exit status 5",
+        )
         .assert_log_contains("Staging failed: exit status 223");
 }
 
@@ -382,11 +384,9 @@ fn release_output_that_is_not_the_expected_yaml_exits_224() {
                 .script("finalize", "true")
                 .script("release", release),
         );
-        ws.stage(&[zip], &[])
-            .assert_code(224)
-            .assert_log_contains(
-                "Failed to build droplet release: buildpack's release output invalid",
-            );
+        ws.stage(&[zip], &[]).assert_code(224).assert_log_contains(
+            "Failed to build droplet release: buildpack's release output invalid",
+        );
     }
     let ws = Workspace::new();
     let zip = ws.zip(
@@ -600,7 +600,9 @@ fn a_zip_stored_without_unix_modes_fails_like_on_cf() {
     let zip = ws.zip(&final_buildpack("no-modes.zip", "run").without_modes());
     ws.stage(&[zip], &[])
         .assert_code(223)
-        .assert_log_contains("Failed to compile droplet: Failed to run all supply scripts: fork/exec")
+        .assert_log_contains(
+            "Failed to compile droplet: Failed to run all supply scripts: fork/exec",
+        )
         .assert_log_contains("bin/supply: permission denied");
 
     let ws = Workspace::new();

@@ -69,10 +69,7 @@ impl BuilderFlags {
             format!("-buildDir={}", self.build_dir.display()),
             format!("-outputDroplet={}", self.output_droplet.display()),
             format!("-outputMetadata={}", self.output_metadata.display()),
-            format!(
-                "-outputBuildArtifactsCache={}",
-                self.output_cache.display()
-            ),
+            format!("-outputBuildArtifactsCache={}", self.output_cache.display()),
             format!("-buildpacksDir={}", self.buildpacks_dir.display()),
             format!("-buildArtifactsCacheDir={}", self.cache_dir.display()),
         ]
@@ -205,8 +202,10 @@ impl Plan<'_> {
         self.drop_unused_caches(&flags.cache_dir)?;
         write_droplet(flags, contents, &buildpack_metadata, &process_types)?;
         write_metadata(flags, &buildpack_metadata, Some(&process_types))?;
-        droplet::write_cache(&flags.output_cache, &flags.cache_dir)
-            .map_err(local_io("write the build artifacts cache", &flags.output_cache))
+        droplet::write_cache(&flags.output_cache, &flags.cache_dir).map_err(local_io(
+            "write the build artifacts cache",
+            &flags.output_cache,
+        ))
     }
 }
 
@@ -251,7 +250,9 @@ impl<'a> Plan<'a> {
                 .iter()
                 .map(|bp| Self::supply_cache(cache_root, bp)),
         );
-        dirs.extend((0..=self.supply.len()).map(|position| contents.deps.join(self.index(position))));
+        dirs.extend(
+            (0..=self.supply.len()).map(|position| contents.deps.join(self.index(position))),
+        );
         for dir in &dirs {
             fs::create_dir_all(dir).map_err(local_io("create the directory", dir))?;
         }
@@ -367,7 +368,9 @@ impl<'a> Plan<'a> {
     ) -> Result<ProcessTypes, LifecycleError> {
         let mut types = ProcessTypes::default();
         for position in 0..self.supply.len() {
-            if let Some(from_launch_yml) = read_launch_yml(&contents.deps.join(self.index(position)))? {
+            if let Some(from_launch_yml) =
+                read_launch_yml(&contents.deps.join(self.index(position)))?
+            {
                 types.merge(from_launch_yml);
             }
         }

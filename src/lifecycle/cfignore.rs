@@ -102,8 +102,10 @@ fn glob_matches(glob: &[u8], text: &[u8]) -> bool {
             text.first().is_some_and(|&c| c != b'/') && glob_matches(rest, &text[1..])
         }
         Some((b'[', rest)) => match rest.iter().position(|&c| c == b']') {
-            Some(end) => text.first().is_some_and(|c| rest[..end].contains(c))
-                && glob_matches(&rest[end + 1..], &text[1..]),
+            Some(end) => {
+                text.first().is_some_and(|c| rest[..end].contains(c))
+                    && glob_matches(&rest[end + 1..], &text[1..])
+            }
             None => text.first() == Some(&b'[') && glob_matches(rest, &text[1..]),
         },
         Some((c, rest)) => text.first() == Some(c) && glob_matches(rest, &text[1..]),

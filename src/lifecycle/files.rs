@@ -96,47 +96,47 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-fn copy_dir_contents(
-    &self,
-    source: &Path,
-    target: &Path,
-    copied_inodes: &mut HashMap<(u64, u64), PathBuf>,
-) -> io::Result<()> {
-    let mut entries = fs::read_dir(source)?.collect::<io::Result<Vec<_>>>()?;
-    entries.sort_by_key(fs::DirEntry::file_name);
-    for entry in entries {
-        let from = entry.path();
-        if self.skip.iter().any(|skipped| skipped == &from) {
-            continue;
-        }
-        let to = target.join(entry.file_name());
-        let metadata = fs::symlink_metadata(&from)?;
-        let file_type = metadata.file_type();
-        let relative = from.strip_prefix(self.root).unwrap_or(&from);
-        if self.ignore.is_ignored(relative, file_type.is_dir()) {
-            continue;
-        }
-        if file_type.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
-        } else if file_type.is_dir() {
-            fs::create_dir(&to)?;
-            self.copy_dir_contents(&from, &to, copied_inodes)?;
-            fs::set_permissions(&to, fs::Permissions::from_mode(metadata.mode() & 0o7777))?;
-        } else if file_type.is_file() {
-            let inode = (metadata.dev(), metadata.ino());
-            if metadata.nlink() > 1 {
-                if let Some(first) = copied_inodes.get(&inode) {
-                    fs::hard_link(first, &to)?;
-                    continue;
-                }
-                copied_inodes.insert(inode, to.clone());
+    fn copy_dir_contents(
+        &self,
+        source: &Path,
+        target: &Path,
+        copied_inodes: &mut HashMap<(u64, u64), PathBuf>,
+    ) -> io::Result<()> {
+        let mut entries = fs::read_dir(source)?.collect::<io::Result<Vec<_>>>()?;
+        entries.sort_by_key(fs::DirEntry::file_name);
+        for entry in entries {
+            let from = entry.path();
+            if self.skip.iter().any(|skipped| skipped == &from) {
+                continue;
             }
-            fs::copy(&from, &to)?;
-            fs::set_permissions(&to, fs::Permissions::from_mode(metadata.mode() & 0o7777))?;
+            let to = target.join(entry.file_name());
+            let metadata = fs::symlink_metadata(&from)?;
+            let file_type = metadata.file_type();
+            let relative = from.strip_prefix(self.root).unwrap_or(&from);
+            if self.ignore.is_ignored(relative, file_type.is_dir()) {
+                continue;
+            }
+            if file_type.is_symlink() {
+                std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
+            } else if file_type.is_dir() {
+                fs::create_dir(&to)?;
+                self.copy_dir_contents(&from, &to, copied_inodes)?;
+                fs::set_permissions(&to, fs::Permissions::from_mode(metadata.mode() & 0o7777))?;
+            } else if file_type.is_file() {
+                let inode = (metadata.dev(), metadata.ino());
+                if metadata.nlink() > 1 {
+                    if let Some(first) = copied_inodes.get(&inode) {
+                        fs::hard_link(first, &to)?;
+                        continue;
+                    }
+                    copied_inodes.insert(inode, to.clone());
+                }
+                fs::copy(&from, &to)?;
+                fs::set_permissions(&to, fs::Permissions::from_mode(metadata.mode() & 0o7777))?;
+            }
         }
+        Ok(())
     }
-    Ok(())
-}
 }
 
 /// Hands a tree to `uid` (and the group of the same number), links included, as Diego's

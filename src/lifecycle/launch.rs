@@ -17,8 +17,8 @@ use std::process::{Command, ExitCode};
 use super::droplet;
 use super::environment::{self, Environment};
 use super::errors::LifecycleError;
-use super::metadata;
 use super::files;
+use super::metadata;
 use super::namespace::{self, HOME_VCAP, VCAP_UID};
 
 #[derive(Debug, clap::Args)]

@@ -247,7 +247,10 @@ fn stage_in(staging: &Staging, root: &StagingRoot) -> Result<i32, LifecycleError
         Some(kept) if kept.is_dir() => files::copy_through_tgz(kept, &cache, VCAP_UID),
         _ => fs::create_dir(&cache).and_then(|()| files::chown_tree(&cache, VCAP_UID)),
     }
-    .map_err(local_io("bring back the build artifacts cache into", &cache))?;
+    .map_err(local_io(
+        "bring back the build artifacts cache into",
+        &cache,
+    ))?;
 
     let code = run_builder(staging, root, &flags)?;
 
@@ -312,8 +315,8 @@ fn run_builder(
     let mut command = match &staging.builder {
         Some(real) => Command::new(real),
         None => {
-            let exe = std::env::current_exe()
-                .map_err(|source| LifecycleError::Container { source })?;
+            let exe =
+                std::env::current_exe().map_err(|source| LifecycleError::Container { source })?;
             let mut command = Command::new(exe);
             command.arg("builder");
             command

@@ -158,6 +158,17 @@ pub(crate) fn scratch() -> tempfile::TempDir {
     dir
 }
 
+/// A directory the staging container can write to at the same path: stagings run as vcap
+/// with their own `/tmp`, so a spy file in the test's scratch dir would be out of their
+/// reach. Lives under `target/`, removed with the returned guard.
+pub(crate) fn container_visible_dir() -> tempfile::TempDir {
+    let parent = repo().join("target/container-visible");
+    fs::create_dir_all(&parent).unwrap();
+    let dir = tempfile::Builder::new().tempdir_in(&parent).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+    dir
+}
+
 /// Copies a fixture app (`fixtures/apps/<name>`) to a place the test may change.
 pub(crate) fn app(name: &str, into: &Path) -> PathBuf {
     let source = repo().join("fixtures/apps").join(name);

@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 /// `../shared/real` beside the repository, when this machine has it.
 pub(crate) fn real_kit() -> Option<PathBuf> {
     let kit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/real");
-    kit.join("README.md").is_file().then(|| {
-        kit.canonicalize().unwrap_or(kit)
-    })
+    kit.join("README.md")
+        .is_file()
+        .then(|| kit.canonicalize().unwrap_or(kit))
 }
 
 /// The platform chosen for this test run.
