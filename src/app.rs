@@ -233,11 +233,40 @@ fn resolve_inside_app(build_dir: &Path, path: &Path) -> Result<PathBuf, AppError
             file,
             target: resolved.display().to_string(),
         }),
-        Err(_) => Err(AppError::BrokenLink {
-            file,
-            target: target.display().to_string(),
-        }),
+        // A dangling link may still point out of the app: staged elsewhere than it was
+        // written, its target is simply not there. Say where it points, not just "broken".
+        Err(_) => {
+            let parent = path.parent().unwrap_or(build_dir);
+            let lexical = normalize(&parent.join(&target));
+            let outside = !lexical.starts_with(&app) && !lexical.starts_with(build_dir);
+            if outside {
+                Err(AppError::LinkOutsideApp {
+                    file,
+                    target: target.display().to_string(),
+                })
+            } else {
+                Err(AppError::BrokenLink {
+                    file,
+                    target: target.display().to_string(),
+                })
+            }
+        }
     }
+}
+
+/// `a/b/../c` as `a/c`, without asking the file system.
+fn normalize(path: &Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => normal.push(other),
+        }
+    }
+    normal
 }
 
 fn read_optional_bytes(build_dir: &Path, path: &Path) -> Result<Option<Vec<u8>>, AppError> {
@@ -251,6 +280,29 @@ fn read_optional_text(build_dir: &Path, path: &Path) -> Result<Option<String>, A
     read_optional_bytes(build_dir, path)?
         .map(|bytes| into_text(path, bytes))
         .transpose()
+}
+
+/// The environment file as text: UTF-8 (with or without a byte-order mark) or, as
+/// PowerShell's `conda env export > environment.yml` writes it and conda reads it, UTF-16
+/// with a byte-order mark.
+fn environment_text(path: &Path, bytes: Vec<u8>) -> Result<String, AppError> {
+    let decode = match bytes.get(..2) {
+        Some([0xff, 0xfe]) => u16::from_le_bytes as fn([u8; 2]) -> u16,
+        Some([0xfe, 0xff]) => u16::from_be_bytes,
+        _ => return into_text(path, bytes),
+    };
+    let not_text = || AppError::NotUtf8 {
+        file: file_label(path),
+    };
+    if bytes.len() % 2 != 0 {
+        return Err(not_text());
+    }
+    let units = bytes[2..]
+        .chunks_exact(2)
+        .map(|pair| decode([pair[0], pair[1]]));
+    char::decode_utf16(units)
+        .collect::<Result<String, _>>()
+        .map_err(|_| not_text())
 }
 
 /// Reads at most `MAX_TEXT_FILE_BYTES` of a regular file inside the app, refusing anything
@@ -289,28 +341,9 @@ fn read_bounded(build_dir: &Path, path: &Path) -> Result<Vec<u8>, AppError> {
 }
 
 fn into_text(path: &Path, bytes: Vec<u8>) -> Result<String, AppError> {
-    let not_text = || AppError::NotUtf8 {
+    let text = String::from_utf8(bytes).map_err(|_| AppError::NotUtf8 {
         file: file_label(path),
-    };
-    // PowerShell's `conda env export > environment.yml` writes UTF-16 with a byte-order
-    // mark, which conda reads; so do we.
-    let utf16 = match bytes.get(..2) {
-        Some([0xff, 0xfe]) => Some(u16::from_le_bytes as fn([u8; 2]) -> u16),
-        Some([0xfe, 0xff]) => Some(u16::from_be_bytes as fn([u8; 2]) -> u16),
-        _ => None,
-    };
-    if let Some(decode) = utf16 {
-        if bytes.len() % 2 != 0 {
-            return Err(not_text());
-        }
-        let units = bytes[2..]
-            .chunks_exact(2)
-            .map(|pair| decode([pair[0], pair[1]]));
-        return char::decode_utf16(units)
-            .collect::<Result<String, _>>()
-            .map_err(|_| not_text());
-    }
-    let text = String::from_utf8(bytes).map_err(|_| not_text())?;
+    })?;
     // Editors on Windows write a byte-order mark; conda and YAML do not want it.
     Ok(text
         .strip_prefix('\u{feff}')
@@ -324,7 +357,7 @@ pub(crate) fn read_environment_file(
 ) -> Result<EnvironmentFile, AppError> {
     let file_name = file_label(path);
     let bytes = read_bounded(build_dir, path)?;
-    let text = into_text(path, bytes.clone())?;
+    let text = environment_text(path, bytes.clone())?;
     let spec = parse_environment(&file_name, &text)?;
     Ok(EnvironmentFile {
         file_name,
@@ -958,11 +991,13 @@ mod tests {
                     unit.to_be_bytes()
                 });
             }
-            let decoded = into_text(Path::new("environment.yml"), bytes).unwrap();
+            let decoded = environment_text(Path::new("environment.yml"), bytes).unwrap();
             let spec = parse_environment("environment.yml", &decoded).unwrap();
             assert_eq!(spec.conda_specs().collect::<Vec<_>>(), ["python=3.11"]);
         }
-        assert!(into_text(Path::new("environment.yml"), vec![0xff, 0xfe, 0x41]).is_err());
+        assert!(environment_text(Path::new("environment.yml"), vec![0xff, 0xfe, 0x41]).is_err());
+        // Other files are UTF-8 only: a runtime.txt starting with those bytes is not text.
+        assert!(into_text(Path::new("runtime.txt"), vec![0xff, 0xfe, 0x41, 0]).is_err());
     }
 
     #[test]
@@ -1075,8 +1110,15 @@ mod tests {
         );
 
         fs::remove_file(app.join("environment.yml")).unwrap();
-        std::os::unix::fs::symlink("../../nowhere.yml", app.join("environment.yml")).unwrap();
+        std::os::unix::fs::symlink("missing.yml", app.join("environment.yml")).unwrap();
         assert!(matches!(App::read(&app), Err(AppError::BrokenLink { .. })));
+        // Dangling and pointing out of the app: named as what it is.
+        fs::remove_file(app.join("environment.yml")).unwrap();
+        std::os::unix::fs::symlink("../../nowhere.yml", app.join("environment.yml")).unwrap();
+        assert!(matches!(
+            App::read(&app),
+            Err(AppError::LinkOutsideApp { .. })
+        ));
         assert!(App::is_conda_app(&app), "a bad link is named, not ignored");
 
         fs::remove_file(app.join("environment.yml")).unwrap();

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::app::{App, Dependency, EnvironmentSpec};
+use crate::channels::Channel;
 use crate::conda::Conda;
 use crate::log;
 use crate::process::{self, Echo};
@@ -25,6 +26,9 @@ pub(crate) enum FailureKind {
     InvalidSpec,
     /// `NoChannelsConfiguredError`: conda 26 adds no `defaults` by itself.
     NoChannels,
+    /// `CondaToSNonInteractiveError`, `CondaToSRejectedError`: Anaconda's Terms of Service
+    /// plugin (Miniconda >= 25.5) stops at `defaults` until the terms are accepted.
+    TermsOfService,
     /// `ResolvePackageNotFound`, `UnsatisfiableError`: the specs cannot be met together.
     Unsatisfiable,
     /// `CondaHTTPError` and friends: a channel could not be reached.
@@ -50,6 +54,8 @@ pub(crate) enum EnvironmentError {
         memory_limit_mib: Option<u64>,
         /// Installing offline from vendor/: a missing package means a missing archive.
         vendored: bool,
+        /// The channels conda searched, as the log names them.
+        channels: Vec<String>,
     },
     #[error("{spec_file} names {package}, which is not in vendor/")]
     NotVendored { spec_file: String, package: String },
@@ -241,6 +247,7 @@ pub(crate) fn build(
     plan: &Plan,
     prefix: &Path,
     memory_limit_mib: Option<u64>,
+    channels: &[Channel],
 ) -> Result<Built, EnvironmentError> {
     let mut command = conda.command();
     let solves = matches!(plan.recipe, Recipe::EnvironmentFile { .. });
@@ -306,6 +313,7 @@ pub(crate) fn build(
         output,
         memory_limit_mib,
         vendored: conda.offline,
+        channels: channels.iter().map(ToString::to_string).collect(),
     })
 }
 
@@ -344,6 +352,9 @@ fn classify(output: &[String]) -> FailureKind {
         FailureKind::InvalidSpec
     } else if text.contains("NoChannelsConfiguredError") {
         FailureKind::NoChannels
+    } else if text.contains("CondaToSNonInteractiveError") || text.contains("CondaToSRejectedError")
+    {
+        FailureKind::TermsOfService
     } else if text.contains("ResolvePackageNotFound")
         || text.contains("UnsatisfiableError")
         || text.contains("LibMambaUnsatisfiableError")

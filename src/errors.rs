@@ -441,6 +441,7 @@ fn environment_message(error: &EnvironmentError) -> Message {
             output,
             memory_limit_mib,
             vendored,
+            channels,
         } => {
             let mut body = vec![format!("`{command}` failed ({status}).")];
             if !output.is_empty() {
@@ -458,15 +459,22 @@ fn environment_message(error: &EnvironmentError) -> Message {
                     "The app installs offline from vendor/, and conda names above what vendor/ lacks. Run `conda-buildpack vendor APP_DIR` on your machine to fill vendor/ with every package the environment needs, and push again.".to_string(),
                 ),
                 FailureKind::PackagesNotFound => {
-                    let missing = listed_after(output, "packages are not available");
-                    let channels = listed_after(output, "Current channels:");
+                    let mut missing = listed_after(output, "packages are not available");
+                    missing.sort();
+                    // conda 26 lists only its own channels, never the file's it searched
+                    // first: the buildpack's list is the whole one.
+                    let searched = if channels.is_empty() {
+                        listed_after(output, "Current channels:")
+                    } else {
+                        channels.clone()
+                    };
                     if !missing.is_empty() {
                         body.insert(1, format!("Not found: {}", missing.join(", ")));
                     }
-                    if !channels.is_empty() {
+                    if !searched.is_empty() {
                         body.insert(
                             if missing.is_empty() { 1 } else { 2 },
-                            format!("Channels searched: {}", channels.join(", ")),
+                            format!("Channels searched: {}", searched.join("; ")),
                         );
                     }
                     (
@@ -478,6 +486,31 @@ fn environment_message(error: &EnvironmentError) -> Message {
                     "conda cannot read a spec in environment.yml",
                     "conda names the spec above. Write it as a name with an optional version, like `numpy`, `numpy=1.26` or `numpy>=1.26,<2`; `conda env create -f environment.yml` on your machine shows the same error.".to_string(),
                 ),
+                FailureKind::TermsOfService => {
+                    let mut gated = listed_after(output, "before proceeding:");
+                    if gated.is_empty() {
+                        gated = channels
+                            .iter()
+                            .filter(|channel| channel.contains("repo.anaconda.com") || channel.starts_with("defaults "))
+                            .cloned()
+                            .collect();
+                    }
+                    body.insert(
+                        1,
+                        format!(
+                            "Anaconda's Terms of Service have not been accepted for: {}. Miniconda 25.5 and later ship Anaconda's plugin, which stops any staging that uses these channels until they are.",
+                            if gated.is_empty() { "Anaconda's channels".to_string() } else { gated.join(", ") }
+                        ),
+                    );
+                    body.insert(
+                        2,
+                        "Accepting them is your organisation's decision (commercial use of Anaconda's repository above a size needs a paid licence): the buildpack never accepts them for you.".into(),
+                    );
+                    (
+                        "Anaconda's Terms of Service stop conda at the defaults channel",
+                        "Either read the terms (https://www.anaconda.com/legal/terms/terms-of-service) and, if your organisation accepts them, `cf set-env APP CONDA_PLUGINS_AUTO_ACCEPT_TOS yes` (or have the operator set it in the staging environment variable group) and `cf restage APP`; or leave Anaconda's channels: stage with Miniforge (the default for Python 3; `cf unset-env APP BP_CONDA_DISTRIBUTION`) and add `nodefaults` to the channels of environment.yml.".to_string(),
+                    )
+                }
                 FailureKind::NoChannels => (
                     "conda has no channels to install from",
                     "Name the channels in environment.yml (`channels: [conda-forge]`), or set CONDA_CHANNELS with cf set-env: conda 26 no longer adds `defaults` by itself.".to_string(),
@@ -556,6 +589,9 @@ mod tests {
             output,
             memory_limit_mib: None,
             vendored: false,
+            channels: vec![
+                "conda-forge from environment.yml (http://127.0.0.1:1/conda-forge)".into(),
+            ],
         }
         .into();
         let message = message(&error);
@@ -566,8 +602,9 @@ mod tests {
             "{:?}",
             message.body
         );
+        // The buildpack's list, not conda's, which leaves out the file's channels.
         assert!(
-            message.body.contains(&"Channels searched: http://127.0.0.1:1/conda-forge/linux-64, http://127.0.0.1:1/conda-forge/noarch".to_string()),
+            message.body.contains(&"Channels searched: conda-forge from environment.yml (http://127.0.0.1:1/conda-forge)".to_string()),
             "{:?}",
             message.body
         );
@@ -608,6 +645,7 @@ mod tests {
                 output: vec![],
                 memory_limit_mib: Some(256),
                 vendored: false,
+                channels: vec![],
             }
             .into(),
         ];

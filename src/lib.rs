@@ -8,6 +8,7 @@ mod app;
 mod archive;
 mod buildpack;
 mod cache;
+mod channels;
 mod cli;
 mod conda;
 mod detect;

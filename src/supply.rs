@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::app::{App, Settings};
 use crate::buildpack::Buildpack;
 use crate::cache::{self, AppCache, Fingerprint, Restore};
+use crate::channels;
 use crate::conda::Conda;
 use crate::environment;
 use crate::errors::Error;
@@ -203,6 +204,28 @@ fn build(
         local_channel,
     )?;
     log::detail(&plan.summary);
+    // Offline installs use the vendored channel alone; an explicit spec names its URLs.
+    let channels = match (&app.environment, &plan.recipe, local_channel) {
+        (Some(environment), environment::Recipe::EnvironmentFile { .. }, None) => {
+            channels::effective(
+                &environment.file_name,
+                &environment.spec.channels,
+                &base,
+                |name| std::env::var(name).ok(),
+            )
+        }
+        _ => Vec::new(),
+    };
+    if !channels.is_empty() {
+        log::detail(&format!(
+            "Channels: {}",
+            channels
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
     let conda = Conda {
         executable: conda_executable,
         pkgs_dir: cache.pkgs_dir(),
@@ -216,7 +239,13 @@ fn build(
     if build_prefix != env_dir {
         fsutil::remove_if_exists(&build_prefix).map_err(Error::io(&build_prefix))?;
     }
-    let built = environment::build(&conda, &plan, &build_prefix, settings.memory_limit_mib)?;
+    let built = environment::build(
+        &conda,
+        &plan,
+        &build_prefix,
+        settings.memory_limit_mib,
+        &channels,
+    )?;
     summary.record("building the environment", built.duration);
     summary.conda_peak_memory_kib = built.peak_memory_kib;
 

@@ -62,7 +62,9 @@ fn pip_requirements_are_installed_into_the_environment_and_run_relocated() {
     let server = Server::start(&fixtures().dir);
     let zip = package(&server, dir.path(), &Packaging::default());
     let app = app("pip-requirements", dir.path());
-    let wheels = wheelhouse(dir.path());
+    // Where the staging container can read it: stagings have their own /tmp.
+    let visible = support::container_visible_dir();
+    let wheels = wheelhouse(visible.path());
     let options = StageOptions::with_channels(&server)
         .env("PIP_NO_INDEX", "1")
         .env("PIP_FIND_LINKS", &wheels.display().to_string());

@@ -260,14 +260,17 @@ fn stage_in(staging: &Staging, root: &StagingRoot) -> Result<i32, LifecycleError
         fs::copy(&result_json, &to).map_err(local_io("copy result.json to", &to))?;
     }
     if code == 0 {
-        let to = staging.output.join("droplet.tgz");
-        fs::copy(root.host_path(&flags.output_droplet), &to)
-            .map_err(local_io("copy the droplet to", &to))?;
         // Only a staging that succeeded uploads its build artifacts cache.
         if let Some(kept) = &staging.cache_root {
             files::replace_with_tgz(&root.host_path(&flags.output_cache), kept)
                 .map_err(local_io("keep the build artifacts cache in", kept))?;
         }
+        // The droplet last, and whole or not at all: its presence means the staging ended.
+        let to = staging.output.join("droplet.tgz");
+        let partial = staging.output.join("droplet.tgz.partial");
+        fs::copy(root.host_path(&flags.output_droplet), &partial)
+            .and_then(|_| fs::rename(&partial, &to))
+            .map_err(local_io("copy the droplet to", &to))?;
     }
     Ok(code)
 }

@@ -10,6 +10,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+// Test binaries that also use `support` load this module twice; both copies read the same
+// process-wide settings.
+#[allow(clippy::duplicate_mod)]
 #[path = "../world/mod.rs"]
 pub mod world;
 

@@ -5,7 +5,9 @@
 #![allow(dead_code)]
 
 pub(crate) mod proxy;
+pub(crate) mod real_conda;
 pub(crate) mod server;
+#[allow(clippy::duplicate_mod)]
 #[path = "../world/mod.rs"]
 pub(crate) mod world;
 
@@ -128,10 +130,10 @@ fn host_python() -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
-struct FileLock(fs::File);
+pub(crate) struct FileLock(fs::File);
 
 impl FileLock {
-    fn acquire(path: &Path) -> Self {
+    pub(crate) fn acquire(path: &Path) -> Self {
         use std::os::fd::AsRawFd;
         let file = fs::OpenOptions::new()
             .create(true)
@@ -242,11 +244,16 @@ pub(crate) struct Packaging {
     pub(crate) cache_dir: Option<PathBuf>,
     /// A change to the fixture manifest before packaging (say, credentials in the URIs).
     pub(crate) edit_manifest: Option<fn(&mut serde_yaml_ng::Value)>,
+    /// A whole manifest instead of the fixture one (the real-conda world's).
+    pub(crate) manifest: Option<PathBuf>,
 }
 
 /// Packages the buildpack with `conda-buildpack package` against `server`'s fixtures.
 pub(crate) fn package(server: &Server, into: &Path, options: &Packaging) -> PathBuf {
-    let manifest = fixture_manifest_edited(server, into, options.edit_manifest);
+    let manifest = match &options.manifest {
+        Some(manifest) => manifest.clone(),
+        None => fixture_manifest_edited(server, into, options.edit_manifest),
+    };
     let output = into.join("zips");
     let mut command = Command::new(BINARY);
     command
@@ -670,14 +677,20 @@ pub(crate) fn droplet_file(droplet: &Path, wanted: &str) -> Option<Vec<u8>> {
 pub(crate) fn developer_conda(into: &Path) -> PathBuf {
     let fixtures = fixtures();
     let installer = fixtures.installer("miniconda3-py39", "25.7.0");
+    developer_conda_from(
+        &fixtures
+            .dir
+            .join("installers")
+            .join(installer["file"].as_str().unwrap()),
+        into,
+    )
+}
+
+/// A developer's own conda from the given installer, installed into `into`.
+pub(crate) fn developer_conda_from(installer: &Path, into: &Path) -> PathBuf {
     let prefix = into.join("miniconda3");
     let status = Command::new("bash")
-        .arg(
-            fixtures
-                .dir
-                .join("installers")
-                .join(installer["file"].as_str().unwrap()),
-        )
+        .arg(installer)
         .args(["-b", "-p"])
         .arg(&prefix)
         .env("HOME", into)
@@ -685,7 +698,7 @@ pub(crate) fn developer_conda(into: &Path) -> PathBuf {
         .stdout(std::process::Stdio::null())
         .status()
         .unwrap();
-    assert!(status.success(), "the developer's Miniconda installs");
+    assert!(status.success(), "the developer's conda installs");
     prefix.join("bin/conda")
 }
 

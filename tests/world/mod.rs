@@ -29,7 +29,19 @@ pub(crate) enum Platform {
     Real,
 }
 
+static REAL_FOR_EVERY_STORY: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// For a test binary whose stories exist only on the real programs (the real-conda lane):
+/// every staging and launch of this process uses the real builder and launcher.
+pub(crate) fn use_the_real_platform() {
+    REAL_FOR_EVERY_STORY.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 pub(crate) fn platform() -> Platform {
+    if REAL_FOR_EVERY_STORY.load(std::sync::atomic::Ordering::SeqCst) && real_kit().is_some() {
+        return Platform::Real;
+    }
     match std::env::var("CONDA_BP_PLATFORM").as_deref() {
         Ok("real") => {
             assert!(

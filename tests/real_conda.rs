@@ -1,0 +1,343 @@
+//! The staging stories on the real programs: Cloud Foundry's real builder and launcher, and
+//! real conda 26.7.1 with real packages (`../shared/real`). A data scientist pushes the Flask +
+//! numpy sample, pushes it again unchanged, adds a package, pushes a numpy + scipy + pandas +
+//! scikit-learn app, a Python 2 app, an exact spec, the environments conda refuses, and a
+//! vendored app with the network cut. Without `../shared/real` every story says so and skips.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use support::real_conda::{self, Miniconda};
+use support::{
+    Packaging, Server, StageOptions, Staging, launch, package, sample_app, scratch, stage, stdout,
+};
+
+/// One app's pushes against the real-conda world.
+struct RealConda {
+    dir: tempfile::TempDir,
+    server: Server,
+    zip: PathBuf,
+    cache: PathBuf,
+}
+
+impl RealConda {
+    /// `None` when `../shared/real` is absent (the world says so on stderr).
+    fn new() -> Option<Self> {
+        Self::with(Miniconda::Plain)
+    }
+
+    fn with(miniconda: Miniconda) -> Option<Self> {
+        let world = real_conda::world()?;
+        support::world::use_the_real_platform();
+        let dir = scratch();
+        let server = Server::start(world);
+        let packaging = real_conda::packaging(&server, dir.path(), miniconda);
+        let zip = package(&server, dir.path(), &packaging);
+        let cache = dir.path().join("app-cache");
+        Some(Self {
+            dir,
+            server,
+            zip,
+            cache,
+        })
+    }
+
+    /// An app written from `(file, content)` pairs.
+    fn app(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let app = self.dir.path().join(name);
+        fs::create_dir_all(&app).unwrap();
+        for (file, content) in files {
+            fs::write(app.join(file), content).unwrap();
+        }
+        app
+    }
+
+    fn options(&self) -> StageOptions {
+        StageOptions::with_channels(&self.server).cache(&self.cache)
+    }
+
+    fn push(&self, app: &Path, name: &str) -> Staging {
+        self.push_with(app, name, self.options())
+    }
+
+    fn push_with(&self, app: &Path, name: &str, options: StageOptions) -> Staging {
+        stage(app, &[&self.zip], &options, &self.dir.path().join(name))
+    }
+}
+
+/// What the app printed, with its stderr for a failure message.
+fn run(staging: &Staging, command: &str) -> String {
+    let output = launch(&staging.droplet(), command, &[]);
+    let printed = stdout(&output);
+    assert!(
+        output.status.success(),
+        "`{command}` failed:\n{printed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    printed
+}
+
+const WEB_REQUEST: &str =
+    "python -c \"import app; print(app.app.test_client().get('/').get_data(as_text=True))\"";
+
+#[test]
+fn the_flask_numpy_sample_stages_restages_from_the_cache_and_rebuilds_when_changed() {
+    let Some(world) = RealConda::new() else {
+        return;
+    };
+    let app = sample_app("flask-numpy", world.dir.path());
+
+    let first = world.push(&app, "first");
+    first
+        .assert_success()
+        .assert_clean_log()
+        .assert_log_contains("-----> Using Python 3 (from environment.yml: python=3.11)");
+    assert!(run(&first, WEB_REQUEST).contains("\"numpy\":\"2.2.6\""));
+
+    // Pushed again unchanged: restored from the cache after Diego's round trip, conda not run.
+    let second = world.push(&app, "second");
+    second
+        .assert_success()
+        .assert_log_contains("-----> Restoring the conda environment from the cache")
+        .assert_log_lacks("Discarding")
+        .assert_log_lacks("Solving environment");
+    assert!(run(&second, WEB_REQUEST).contains("\"mean\":3.0"));
+
+    // A package added: rebuilt with the reason, and the app gets it.
+    let environment = fs::read_to_string(app.join("environment.yml")).unwrap();
+    fs::write(
+        app.join("environment.yml"),
+        environment.replace("  - numpy\n", "  - numpy\n  - pandas\n"),
+    )
+    .unwrap();
+    let third = world.push(&app, "third");
+    third
+        .assert_success()
+        .assert_log_contains("Discarding cached environment: environment.yml changed");
+    assert!(
+        run(
+            &third,
+            "python -c 'import pandas; print(pandas.__version__)'"
+        )
+        .contains("3.1.1")
+    );
+}
+
+#[test]
+fn a_numpy_scipy_pandas_scikit_learn_app_fits_a_model() {
+    let Some(world) = RealConda::new() else {
+        return;
+    };
+    let app = world.app(
+        "pydata",
+        &[
+            (
+                "environment.yml",
+                "channels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy\n  - scipy\n  - pandas\n  - scikit-learn\n",
+            ),
+            ("Procfile", "worker: python fit.py\n"),
+            (
+                "fit.py",
+                "import numpy as np, pandas as pd, scipy.linalg\n\
+                 from sklearn.linear_model import LinearRegression\n\
+                 x = np.arange(10.0).reshape(-1, 1)\n\
+                 model = LinearRegression().fit(x, 3 * x.ravel() + 2)\n\
+                 print('slope', round(float(model.coef_[0]), 6))\n\
+                 print('det', round(float(scipy.linalg.det(np.eye(3) * 2)), 6))\n\
+                 print('tz', pd.Timestamp('2026-07-01 12:00', tz='Europe/Paris').tz_convert('UTC'))\n",
+            ),
+        ],
+    );
+    let staging = world.push(&app, "out");
+    staging.assert_success().assert_clean_log();
+    let printed = run(&staging, "python fit.py");
+    assert!(printed.contains("slope 3.0"), "{printed}");
+    assert!(printed.contains("det 8.0"), "{printed}");
+    assert!(
+        printed.contains("tz 2026-07-01 10:00:00+00:00"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn a_python_2_app_from_runtime_txt_gets_python_2() {
+    let Some(world) = RealConda::new() else {
+        return;
+    };
+    let app = world.app(
+        "legacy",
+        &[
+            (
+                "environment.yml",
+                "channels: [conda-forge]\ndependencies: []\n",
+            ),
+            ("runtime.txt", "python-2.7.18\n"),
+            ("Procfile", "web: python app.py\n"),
+        ],
+    );
+    let staging = world.push(&app, "out");
+    staging
+        .assert_success()
+        .assert_log_contains("Using Python 2 (from runtime.txt: python-2.7.18) with miniconda2");
+    // The kit's python 2.7.18 is a stand-in that reports 2.7.18.
+    let output = launch(&staging.droplet(), "python --version", &[]);
+    let reported = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(reported.contains("2.7.18"), "{reported}");
+}
+
+#[test]
+fn an_explicit_spec_installs_exactly_its_packages() {
+    let Some(world) = RealConda::new() else {
+        return;
+    };
+    let channel = format!("{}/conda-forge/linux-64", world.server.url());
+    let spec = format!(
+        "# platform: linux-64\n@EXPLICIT\n{channel}/python-3.11.7-h0_0.tar.bz2\n{channel}/numpy-2.2.6-py311_0.tar.bz2\n"
+    );
+    let app = world.app(
+        "explicit",
+        &[
+            ("spec-file.txt", &spec),
+            ("Procfile", "web: python app.py\n"),
+        ],
+    );
+    let staging = world.push(&app, "out");
+    staging
+        .assert_success()
+        .assert_log_lacks("Solving environment");
+    assert!(
+        run(
+            &staging,
+            "python -c 'import numpy; print(numpy.__version__)'"
+        )
+        .contains("2.2.6")
+    );
+    let listed = run(&staging, "ls $DEPS_DIR/0/conda-env/conda-meta");
+    assert!(!listed.contains("pandas"), "{listed}");
+}
+
+#[test]
+fn an_environment_with_missing_packages_names_them_and_the_channels() {
+    let Some(world) = RealConda::new() else {
+        return;
+    };
+    let app = world.app(
+        "missing",
+        &[(
+            "environment.yml",
+            "channels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy=99\n  - not-a-package\n",
+        )],
+    );
+    let staging = world.push(&app, "out");
+    staging
+        .assert_supply_failed()
+        .assert_clean_log()
+        .assert_log_contains("conda cannot find some of the app's packages")
+        .assert_log_contains("Not found: not-a-package, numpy=99")
+        // The file's channel first, which conda's own text leaves out, then the installer's.
+        .assert_log_contains(&format!(
+            "Channels searched: conda-forge from environment.yml ({url}/conda-forge); defaults \
+             from the installer's .condarc ({url}/main)",
+            url = world.server.url()
+        ))
+        // conda's own words, once.
+        .assert_log_contains("PackagesNotFoundInChannelsError")
+        .assert_log_lacks("report");
+}
+
+#[test]
+fn a_spec_conda_cannot_parse_is_refused_before_anything_is_downloaded() {
+    let Some(world) = RealConda::new() else {
+        return;
+    };
+    let app = world.app(
+        "unparsable",
+        &[(
+            "environment.yml",
+            "channels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy>=<1\n",
+        )],
+    );
+    let staging = world.push(&app, "out");
+    staging
+        .assert_supply_failed()
+        .assert_log_contains("environment.yml line 4: conda cannot read `numpy>=<1`");
+    assert_eq!(
+        world.server.requests_ending_with(".sh"),
+        0,
+        "the installer was downloaded for an environment conda cannot read"
+    );
+}
+
+#[test]
+fn what_conda_accepts_stages_with_its_warnings() {
+    let Some(world) = RealConda::new() else {
+        return;
+    };
+    // A conda-lock style `platforms:` key, a sloppy `=>`, a mamba selector, and the file
+    // saved as UTF-16 by PowerShell's `conda env export >`.
+    let text = "channels: [conda-forge]\r\nplatforms: [linux-64]\r\ndependencies:\r\n  - python=>3.11\r\n  - numpy\r\n  - sel(linux): scipy\r\n";
+    let mut utf16 = vec![0xff, 0xfe];
+    utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let app = world.app("sloppy", &[("Procfile", "web: python app.py\n")]);
+    fs::write(app.join("environment.yml"), utf16).unwrap();
+    let staging = world.push(&app, "out");
+    staging
+        .assert_success()
+        .assert_log_contains("the key `platforms` is not one conda reads")
+        .assert_log_contains("scipy will not be installed");
+    assert!(
+        run(
+            &staging,
+            "python -c 'import numpy; print(numpy.__version__)'"
+        )
+        .contains("2.2.6")
+    );
+}
+
+#[test]
+fn a_cached_buildpack_and_a_vendored_app_stage_with_the_network_cut() {
+    let Some(world) = RealConda::new() else {
+        return;
+    };
+    let cached = package(
+        &world.server,
+        &world.dir.path().join("cached"),
+        &Packaging {
+            cached: true,
+            ..real_conda::packaging(&world.server, world.dir.path(), Miniconda::Plain)
+        },
+    );
+    let app = sample_app("flask-numpy", world.dir.path());
+    let home = world.dir.path().join("developer");
+    fs::create_dir_all(&home).unwrap();
+    let conda = support::developer_conda_from(
+        &real_conda::world()
+            .unwrap()
+            .join("installers")
+            .join(real_conda::MINIFORGE),
+        &home,
+    );
+    let vendored = support::vendor(&app, &conda, &world.server, &home);
+    assert!(
+        vendored.status.success(),
+        "conda-buildpack vendor failed: {}{}",
+        String::from_utf8_lossy(&vendored.stdout),
+        String::from_utf8_lossy(&vendored.stderr)
+    );
+    let mut options = StageOptions::with_channels(&world.server);
+    options.no_network = true;
+    let staging = stage(
+        &app,
+        &[&cached],
+        &options,
+        &world.dir.path().join("offline"),
+    );
+    staging.assert_success();
+    assert!(run(&staging, WEB_REQUEST).contains("\"numpy\":\"2.2.6\""));
+}

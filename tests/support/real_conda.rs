@@ -1,0 +1,135 @@
+//! The real-conda world: installers made by `../shared/real/conda/make-installer.sh` around
+//! real conda 26.7.1, and its channel of real packages (numpy, scipy, pandas, scikit-learn,
+//! flask...), served on loopback by the same test server as the fixtures:
+//!
+//! ```text
+//! target/real-conda/<digest>/
+//!   installers/Miniforge3-real.sh       .condarc `channels: [conda-forge]` (Miniforge's)
+//!   installers/Miniconda3-real.sh       .condarc `channels: [defaults]` (Miniconda's)
+//!   installers/Miniconda3-real-tos.sh   the same with Anaconda's Terms of Service plugin
+//!   channels/conda-forge -> ../shared/real/conda/channel
+//!   channels/main/{linux-64,noarch} -> the same, with the real `terms.json` beside them
+//! ```
+//!
+//! Every manifest entry is pointed at one of these installers (its sha256 the installer's
+//! own), so the buildpack's choice of installer, download and verification run as shipped.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use super::world::real_kit;
+use super::{FileLock, Packaging, Server, repo};
+
+pub(crate) const MINIFORGE: &str = "Miniforge3-real.sh";
+pub(crate) const MINICONDA: &str = "Miniconda3-real.sh";
+pub(crate) const MINICONDA_TOS: &str = "Miniconda3-real-tos.sh";
+
+/// The built world, or `None` (after saying so on stderr) when `../shared/real` is absent.
+pub(crate) fn world() -> Option<&'static Path> {
+    static WORLD: OnceLock<Option<PathBuf>> = OnceLock::new();
+    WORLD
+        .get_or_init(|| {
+            let Some(kit) = real_kit() else {
+                eprintln!(
+                    "skipped: the real-conda lane needs ../shared/real (real conda 26.7.1 and its \
+                     channel), which this machine does not have"
+                );
+                return None;
+            };
+            Some(build(&kit.join("conda")))
+        })
+        .as_deref()
+}
+
+fn build(kit: &Path) -> PathBuf {
+    let root = repo().join("target/real-conda");
+    fs::create_dir_all(&root).unwrap();
+    let _lock = FileLock::acquire(&root.join(".lock"));
+    // The kit is read-only and versioned by its base tarball; a new kit gets a new world.
+    let base = kit.join("conda-26.7.1-base-linux-64.tar.gz");
+    let stamp = fs::metadata(&base).map(|m| m.len()).unwrap_or(0);
+    let dir = root.join(format!("conda-26.7.1-{stamp}"));
+    if dir.join("ready").is_file() {
+        return dir;
+    }
+    let _ = fs::remove_dir_all(&dir);
+    let installers = dir.join("installers");
+    let channels = dir.join("channels");
+    fs::create_dir_all(&installers).unwrap();
+    fs::create_dir_all(channels.join("main")).unwrap();
+    let channel = kit.join("channel");
+    std::os::unix::fs::symlink(&channel, channels.join("conda-forge")).unwrap();
+    for subdir in ["linux-64", "noarch"] {
+        std::os::unix::fs::symlink(channel.join(subdir), channels.join("main").join(subdir))
+            .unwrap();
+    }
+    fs::copy(kit.join("terms.json"), channels.join("main/terms.json")).unwrap();
+    let forge_condarc = dir.join("miniforge.condarc");
+    fs::write(
+        &forge_condarc,
+        "channels:\n  - conda-forge\nsolver: classic\n",
+    )
+    .unwrap();
+    for (name, args) in [
+        (MINIFORGE, vec!["--condarc".into(), forge_condarc.clone()]),
+        (MINICONDA, vec![]),
+        (MINICONDA_TOS, vec![PathBuf::from("--tos")]),
+    ] {
+        let status = Command::new("bash")
+            .arg(kit.join("make-installer.sh"))
+            .arg(installers.join(name))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "make-installer.sh {name} failed");
+    }
+    fs::write(dir.join("ready"), "").unwrap();
+    dir
+}
+
+/// The sha256 of an installer of the world.
+fn sha256(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(fs::read(path).unwrap()))
+}
+
+/// Which installer the Miniconda entries of the manifest get.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Miniconda {
+    /// As Miniconda before 25.5: no Terms of Service plugin.
+    Plain,
+    /// As Miniconda 25.5 and later: Anaconda's Terms of Service plugin inside.
+    WithTermsPlugin,
+}
+
+/// The repository's manifest with every entry served by `server` from the real installers:
+/// Miniforge's for `miniforge3`, Miniconda's for the others.
+pub(crate) fn manifest(server: &Server, into: &Path, miniconda: Miniconda) -> PathBuf {
+    let world = world().expect("the real-conda world");
+    let text = fs::read_to_string(repo().join("manifest.yml")).unwrap();
+    let mut manifest: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    for dependency in manifest["dependencies"].as_sequence_mut().unwrap() {
+        let file = match dependency["name"].as_str().unwrap() {
+            name if name.starts_with("miniforge") => MINIFORGE,
+            _ if miniconda == Miniconda::WithTermsPlugin => MINICONDA_TOS,
+            _ => MINICONDA,
+        };
+        dependency["uri"] = format!("{}/installers/{file}", server.url()).into();
+        dependency["sha256"] = sha256(&world.join("installers").join(file)).into();
+    }
+    fs::create_dir_all(into).unwrap();
+    let path = into.join("real-conda-manifest.yml");
+    fs::write(&path, serde_yaml_ng::to_string(&manifest).unwrap()).unwrap();
+    path
+}
+
+/// Packaging with the real installers.
+pub(crate) fn packaging(server: &Server, into: &Path, miniconda: Miniconda) -> Packaging {
+    Packaging {
+        manifest: Some(manifest(server, into, miniconda)),
+        ..Packaging::default()
+    }
+}
