@@ -824,7 +824,8 @@ impl Distribution {
 /// The buildpack's settings, from the app's environment (`cf set-env`, manifest `env:`).
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    pub(crate) distribution: Distribution,
+    /// `BP_CONDA_DISTRIBUTION`; unset, the manifest's `default_versions` decide.
+    pub(crate) distribution: Option<Distribution>,
     /// `BP_CONDA_VERSION`: an exact installer version or a line like `4.12.x`.
     pub(crate) conda_version: Option<String>,
     pub(crate) stack: String,
@@ -844,8 +845,9 @@ impl Settings {
             .map(|value| value.trim().to_ascii_lowercase())
             .filter(|value| !value.is_empty());
         let distribution = match distribution_value.as_deref() {
-            None | Some("miniconda" | "miniconda3" | "anaconda") => Distribution::Miniconda,
-            Some("miniforge" | "miniforge3" | "conda-forge") => Distribution::Miniforge,
+            None => None,
+            Some("miniconda" | "miniconda3" | "anaconda") => Some(Distribution::Miniconda),
+            Some("miniforge" | "miniforge3" | "conda-forge") => Some(Distribution::Miniforge),
             Some(other) => {
                 return Err(AppError::InvalidSetting {
                     variable: "BP_CONDA_DISTRIBUTION",
@@ -1252,7 +1254,7 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        assert_eq!(settings.distribution, Distribution::Miniforge);
+        assert_eq!(settings.distribution, Some(Distribution::Miniforge));
         assert_eq!(settings.conda_version.as_deref(), Some("24.7.x"));
         assert_eq!(settings.stack, "cflinuxfs4");
         assert_eq!(settings.memory_limit_mib, Some(2048));

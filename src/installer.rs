@@ -78,17 +78,39 @@ struct Wanted<'a> {
 
 impl fmt::Display for Wanted<'_> {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            formatter,
-            "{} with {}",
-            self.python,
-            self.settings.distribution.name()
-        )?;
-        if let Some(version) = &self.settings.conda_version {
-            write!(formatter, " {version} (BP_CONDA_VERSION)")?;
+        write!(formatter, "{}", self.python)?;
+        match (self.settings.distribution, &self.settings.conda_version) {
+            (Some(distribution), Some(version)) => write!(
+                formatter,
+                " with {} {version} (BP_CONDA_VERSION)",
+                distribution.name()
+            ),
+            (Some(distribution), None) => write!(formatter, " with {}", distribution.name()),
+            (None, Some(version)) => {
+                write!(formatter, " with installer version {version} (BP_CONDA_VERSION)")
+            }
+            (None, None) => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// The chosen installer and why it was chosen, for the decision line of the log.
+#[derive(Debug)]
+pub(crate) struct Choice<'m> {
+    pub(crate) dependency: &'m Dependency,
+    pub(crate) reason: String,
+}
+
+/// The distribution for the app's Python when `BP_CONDA_DISTRIBUTION` is unset: that of the
+/// first `default_versions` entry serving this Python major. The manifest lists Miniforge first
+/// (conda-forge, free of Anaconda's Terms of Service); an operator who wants Miniconda as the
+/// default moves its entry above Miniforge's before packaging.
+fn default_distribution(manifest: &Manifest, python_major: u64) -> Option<Distribution> {
+    manifest
+        .default_versions
+        .iter()
+        .find(|default| python_major_of(&default.name) == Some(python_major))
+        .and_then(|default| distribution_of(&default.name))
 }
 
 /// Picks the installer: the line for the app's Python major and distribution, on this stack,
@@ -97,11 +119,44 @@ pub(crate) fn choose<'m>(
     manifest: &'m Manifest,
     python: &PythonChoice,
     settings: &Settings,
-) -> Result<&'m Dependency, InstallerError> {
-    let candidates: Vec<&Dependency> = manifest
-        .dependencies_for_stack(&settings.stack)
-        .filter(|dependency| python_major_of(&dependency.name) == Some(python.major))
-        .filter(|dependency| distribution_of(&dependency.name) == Some(settings.distribution))
+) -> Result<Choice<'m>, InstallerError> {
+    let on_stack_for_python = || {
+        manifest
+            .dependencies_for_stack(&settings.stack)
+            .filter(|dependency| python_major_of(&dependency.name) == Some(python.major))
+    };
+    let default = default_distribution(manifest, python.major);
+    let (distribution, reason) = match (settings.distribution, &settings.conda_version) {
+        (Some(chosen), _) => (
+            Some(chosen),
+            format!("BP_CONDA_DISTRIBUTION={}", chosen.name()),
+        ),
+        // A version alone names its distribution when only one has it (4.12.x is Miniconda's).
+        (None, Some(line)) => {
+            let in_default = on_stack_for_python().any(|dependency| {
+                distribution_of(&dependency.name) == default
+                    && manifest::version_matches_line(&dependency.version, line)
+            });
+            (
+                if in_default { default } else { None },
+                format!("BP_CONDA_VERSION={line}"),
+            )
+        }
+        (None, None) => {
+            let why = match default {
+                Some(Distribution::Miniforge) => format!(
+                    "the default for Python {}: conda-forge, without Anaconda's Terms of Service",
+                    python.major
+                ),
+                _ => format!("the default for Python {}", python.major),
+            };
+            (default, why)
+        }
+    };
+    let candidates: Vec<&Dependency> = on_stack_for_python()
+        .filter(|dependency| {
+            distribution.is_none_or(|wanted| distribution_of(&dependency.name) == Some(wanted))
+        })
         .collect();
     let matching: Vec<&Dependency> = match &settings.conda_version {
         Some(line) => candidates
@@ -131,6 +186,7 @@ pub(crate) fn choose<'m>(
     matching
         .into_iter()
         .max_by(|a, b| manifest::compare_versions(&a.version, &b.version))
+        .map(|dependency| Choice { dependency, reason })
         .ok_or_else(|| InstallerError::NotInManifest {
             wanted: Wanted { python, settings }.to_string(),
             stack: settings.stack.clone(),
@@ -337,21 +393,46 @@ mod tests {
             &python(major),
             &settings(distribution, version, "cflinuxfs4"),
         )
-        .map(ToString::to_string)
+        .map(|choice| choice.dependency.to_string())
         .unwrap_or_else(|error| format!("error: {error}"))
     }
 
     #[test]
     fn the_python_major_picks_the_installer_line() {
-        assert_eq!(chosen(3, None, None), "miniconda3-py39 25.7.0");
+        assert_eq!(chosen(3, None, None), "miniforge3 24.7.1");
         assert_eq!(chosen(2, None, None), "miniconda2 4.7.12.1");
+        assert_eq!(chosen(3, Some("miniconda"), None), "miniconda3-py39 25.7.0");
         assert_eq!(chosen(3, Some("miniforge"), None), "miniforge3 24.7.1");
+    }
+
+    #[test]
+    fn the_order_of_default_versions_makes_the_default_distribution() {
+        let mut manifest = manifest();
+        let settings = settings(None, None, "cflinuxfs4");
+        let choice = choose(&manifest, &python(3), &settings).unwrap();
+        assert!(choice.reason.contains("without Anaconda's Terms of Service"), "{}", choice.reason);
+        // An operator who moves Miniconda's entry first makes it the default.
+        let position = manifest
+            .default_versions
+            .iter()
+            .position(|default| default.name == "miniconda3-py39")
+            .unwrap();
+        let miniconda = manifest.default_versions.remove(position);
+        manifest.default_versions.insert(0, miniconda);
+        let choice = choose(&manifest, &python(3), &settings).unwrap();
+        assert_eq!(choice.dependency.to_string(), "miniconda3-py39 25.7.0");
+        assert_eq!(choice.reason, "the default for Python 3");
     }
 
     #[test]
     fn bp_conda_version_chooses_a_line_or_an_exact_version() {
         assert_eq!(chosen(3, None, Some("4.12.x")), "miniconda3-py39 4.12.0");
-        assert_eq!(chosen(3, None, Some("24.7.1")), "miniconda3-py39 24.7.1");
+        // Both distributions have 24.7.1: the default one's wins, unless the app says.
+        assert_eq!(chosen(3, None, Some("24.7.1")), "miniforge3 24.7.1");
+        assert_eq!(
+            chosen(3, Some("miniconda"), Some("24.7.1")),
+            "miniconda3-py39 24.7.1"
+        );
         assert_eq!(chosen(3, None, Some("4.7.12.1")), "miniconda3 4.7.12.1");
         assert_eq!(chosen(3, None, Some("4.x")), "miniconda3-py39 4.12.0");
     }

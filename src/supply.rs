@@ -38,8 +38,12 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
         log::warning(conflict);
     }
     let python = decision.choice;
-    let dependency = installer::choose(&buildpack.manifest, &python, &settings)?;
-    log::step(&format!("Using {python} with {dependency}"));
+    let choice = installer::choose(&buildpack.manifest, &python, &settings)?;
+    let dependency = choice.dependency;
+    log::step(&format!(
+        "Using {python} with {dependency} ({})",
+        choice.reason
+    ));
     warn_about_deprecation(&buildpack.manifest, dependency);
 
     let mut summary = Summary::new();

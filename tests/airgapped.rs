@@ -288,7 +288,7 @@ fn without_network_the_uncached_zip_fails_fast_and_says_what_to_do() {
         .assert_clean_log()
         .assert_log_contains("The network is unreachable from staging")
         .assert_log_contains(&format!(
-            "Could not reach {}/installers/Miniconda3-py39_25.7.0-2-Linux-x86_64.sh",
+            "Could not reach {}/installers/Miniforge3-24.7.1-0-Linux-x86_64.sh",
             server.url()
         ))
         .assert_log_contains("cached conda buildpack")

@@ -144,7 +144,7 @@ fn a_changed_environment_is_rebuilt_with_the_reason_and_nothing_downloaded_twice
     second
         .assert_success()
         .assert_log_contains("-----> Discarding cached environment: environment.yml changed")
-        .assert_log_contains("Using Miniconda3-py39_25.7.0-2-Linux-x86_64.sh from the app cache");
+        .assert_log_contains("Using Miniforge3-24.7.1-0-Linux-x86_64.sh from the app cache");
     for (path, count) in world.server.package_downloads() {
         assert_eq!(count, 1, "{path} was downloaded {count} times");
     }

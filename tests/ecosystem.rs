@@ -165,7 +165,7 @@ fn the_flask_numpy_sample_serves_numpy_statistics() {
     let (staging, _dir, _server) = stage_sample("flask-numpy");
     staging
         .assert_success()
-        .assert_log_contains("with miniconda3-py39 25.7.0");
+        .assert_log_contains("with miniforge3 24.7.1");
     let skipped = fixtures().info["skipped"].to_string();
     if skipped.contains("flask") {
         eprintln!(

@@ -15,7 +15,7 @@ use support::{
     Fault, Packaging, Server, StageOptions, app, fixtures, launch, package, scratch, stage, stdout,
 };
 
-const INSTALLER: &str = "Miniconda3-py39_25.7.0-2-Linux-x86_64.sh";
+const INSTALLER: &str = "Miniforge3-24.7.1-0-Linux-x86_64.sh";
 
 struct World {
     dir: tempfile::TempDir,

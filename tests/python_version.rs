@@ -75,7 +75,7 @@ fn python_3_from_environment_yml() {
         .staging
         .assert_success()
         .assert_log_contains(
-            "-----> Using Python 3 (from environment.yml: python=3.9) with miniconda3-py39 25.7.0",
+            "-----> Using Python 3 (from environment.yml: python=3.9) with miniforge3 24.7.1",
         )
         .assert_log_lacks("runtime.txt");
     assert!(python_at_run_time(&pushed.staging.droplet()).starts_with("Python 3.9."));
@@ -87,7 +87,7 @@ fn no_version_anywhere_means_python_3_and_the_default_installer() {
     pushed
         .staging
         .assert_success()
-        .assert_log_contains("-----> Using Python 3 (the default) with miniconda3-py39 25.7.0");
+        .assert_log_contains("-----> Using Python 3 (the default) with miniforge3 24.7.1 (the default for Python 3: conda-forge, without Anaconda's Terms of Service)");
     assert!(python_at_run_time(&pushed.staging.droplet()).starts_with("Python 3."));
 }
 
@@ -98,7 +98,7 @@ fn conflicting_files_warn_naming_both_and_environment_yml_wins() {
         .staging
         .assert_success()
         .assert_log_contains("runtime.txt asks for python-2.7.18 but environment.yml asks for `python=3.11`; using environment.yml")
-        .assert_log_contains("-----> Using Python 3 (from environment.yml: python=3.11) with miniconda3-py39 25.7.0");
+        .assert_log_contains("-----> Using Python 3 (from environment.yml: python=3.11) with miniforge3 24.7.1");
     assert_eq!(
         python_at_run_time(&pushed.staging.droplet()),
         "Python 3.11.9"
@@ -112,7 +112,7 @@ fn an_impossible_version_fails_listing_what_the_manifest_offers() {
     pushed
         .staging
         .assert_clean_log()
-        .assert_log_contains("**ERROR**\u{1b}[0m No conda installer for Python 4 (from runtime.txt: python-4.0.1) with miniconda")
+        .assert_log_contains("**ERROR**\u{1b}[0m No conda installer for Python 4 (from runtime.txt: python-4.0.1)")
         .assert_log_contains("DEPENDENCY MISSING IN MANIFEST:")
         .assert_log_contains("  - miniconda3-py39 25.7.0 (Python 3)")
         .assert_log_contains("  - miniconda2 4.7.12.1 (Python 2)")
@@ -120,13 +120,26 @@ fn an_impossible_version_fails_listing_what_the_manifest_offers() {
 }
 
 #[test]
-fn miniforge_is_chosen_with_bp_conda_distribution() {
-    let pushed = push("miniforge", &[("BP_CONDA_DISTRIBUTION", "miniforge")]);
+fn miniconda_is_chosen_with_bp_conda_distribution() {
+    let pushed = push("python3-environment", &[("BP_CONDA_DISTRIBUTION", "miniconda")]);
     pushed
         .staging
         .assert_success()
         .assert_log_contains(
-            "-----> Using Python 3 (from environment.yml: python=3.12) with miniforge3 24.7.1",
+            "-----> Using Python 3 (from environment.yml: python=3.9) with miniconda3-py39 25.7.0 (BP_CONDA_DISTRIBUTION=miniconda)",
+        )
+        .assert_log_contains("Miniconda3-py39_25.7.0-2-Linux-x86_64.sh");
+    assert!(python_at_run_time(&pushed.staging.droplet()).starts_with("Python 3.9."));
+}
+
+#[test]
+fn miniforge_is_the_default_for_python_3() {
+    let pushed = push("miniforge", &[]);
+    pushed
+        .staging
+        .assert_success()
+        .assert_log_contains(
+            "-----> Using Python 3 (from environment.yml: python=3.12) with miniforge3 24.7.1 (the default for Python 3: conda-forge, without Anaconda's Terms of Service)",
         )
         .assert_log_contains("Miniforge3-24.7.1-0-Linux-x86_64.sh");
     assert_eq!(
@@ -150,5 +163,5 @@ fn a_version_line_is_chosen_with_bp_conda_version() {
     assert_eq!(missing.staging.code, 223);
     missing
         .staging
-        .assert_log_contains("No conda installer for Python 3 (from environment.yml: python=3.9) with miniconda 3.x (BP_CONDA_VERSION)");
+        .assert_log_contains("No conda installer for Python 3 (from environment.yml: python=3.9) with installer version 3.x (BP_CONDA_VERSION)");
 }

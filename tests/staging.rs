@@ -35,11 +35,11 @@ fn a_numpy_app_stages_and_runs_from_its_conda_environment() {
         .assert_clean_log()
         .assert_log_contains("-----> Conda Buildpack version")
         .assert_log_contains(
-            "-----> Using Python 3 (from environment.yml: python=3.11) with miniconda3-py39 25.7.0",
+            "-----> Using Python 3 (from environment.yml: python=3.11) with miniforge3 24.7.1",
         )
-        .assert_log_contains("-----> Installing miniconda3-py39 25.7.0")
+        .assert_log_contains("-----> Installing miniforge3 24.7.1")
         .assert_log_contains(&format!(
-            "       Download [{}/installers/Miniconda3-py39_25.7.0-2-Linux-x86_64.sh]",
+            "       Download [{}/installers/Miniforge3-24.7.1-0-Linux-x86_64.sh]",
             server.url()
         ))
         .assert_log_contains("-----> Installing the conda environment")

@@ -86,7 +86,7 @@ fn a_malformed_environment_file_names_its_line_and_column_before_anything_is_dow
 #[test]
 fn a_tampered_installer_is_deleted_and_never_run() {
     let server = Server::start(&fixtures().dir);
-    server.fault("Miniconda3-py39_25.7.0-2-Linux-x86_64.sh", Fault::Tamper);
+    server.fault("Miniforge3-24.7.1-0-Linux-x86_64.sh", Fault::Tamper);
     let dir = scratch();
     let zip = package(&server, dir.path(), &Packaging::default());
     let app = app("numpy-web", dir.path());
@@ -98,7 +98,7 @@ fn a_tampered_installer_is_deleted_and_never_run() {
         &dir.path().join("out"),
     );
     assert_eq!(staging.code, 223, "{}", staging.log);
-    let expected = fixtures().installer("miniconda3-py39", "25.7.0")["sha256"]
+    let expected = fixtures().installer("miniforge3", "24.7.1")["sha256"]
         .as_str()
         .unwrap()
         .to_string();
@@ -124,7 +124,7 @@ fn a_tampered_installer_is_deleted_and_never_run() {
 fn a_missing_installer_says_the_server_answered_404() {
     let server = Server::start(&fixtures().dir);
     server.fault(
-        "Miniconda3-py39_25.7.0-2-Linux-x86_64.sh",
+        "Miniforge3-24.7.1-0-Linux-x86_64.sh",
         Fault::Status {
             status: 404,
             times: 100,
