@@ -26,6 +26,9 @@ pub(crate) enum FailureKind {
     InvalidSpec,
     /// `NoChannelsConfiguredError`: conda 26 adds no `defaults` by itself.
     NoChannels,
+    /// `UnavailableInvalidChannel ... for channel nodefaults`: conda 26.7.1 reads `nodefaults`
+    /// in an environment file as a channel to download (measured).
+    NodefaultsAsChannel,
     /// `CondaToSNonInteractiveError`, `CondaToSRejectedError`: Anaconda's Terms of Service
     /// plugin (Miniconda >= 25.5) stops at `defaults` until the terms are accepted.
     TermsOfService,
@@ -360,6 +363,8 @@ fn classify(output: &[String]) -> FailureKind {
         || text.contains("LibMambaUnsatisfiableError")
     {
         FailureKind::Unsatisfiable
+    } else if text.contains("for channel nodefaults") {
+        FailureKind::NodefaultsAsChannel
     } else if text.contains("CondaHTTPError")
         || text.contains("UnavailableInvalidChannel")
         || text.contains("CondaSSLError")

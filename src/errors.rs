@@ -508,9 +508,13 @@ fn environment_message(error: &EnvironmentError) -> Message {
                     );
                     (
                         "Anaconda's Terms of Service stop conda at the defaults channel",
-                        "Either read the terms (https://www.anaconda.com/legal/terms/terms-of-service) and, if your organisation accepts them, `cf set-env APP CONDA_PLUGINS_AUTO_ACCEPT_TOS yes` (or have the operator set it in the staging environment variable group) and `cf restage APP`; or leave Anaconda's channels: stage with Miniforge (the default for Python 3; `cf unset-env APP BP_CONDA_DISTRIBUTION`) and add `nodefaults` to the channels of environment.yml.".to_string(),
+                        "Either read the terms (https://www.anaconda.com/legal/terms/terms-of-service) and, if your organisation accepts them, `cf set-env APP CONDA_PLUGINS_AUTO_ACCEPT_TOS yes` (or have the operator set it in the staging environment variable group) and `cf restage APP`; or leave Anaconda's channels: stage with Miniforge (the default for Python 3; `cf unset-env APP BP_CONDA_DISTRIBUTION`) and name conda-forge, not defaults, in the channels of environment.yml (adding `nodefaults` on conda 25 and older).".to_string(),
                     )
                 }
+                FailureKind::NodefaultsAsChannel => (
+                    "conda reads `nodefaults` in environment.yml as a channel",
+                    "Remove `nodefaults` from the channels of environment.yml: conda 26 looks for a channel of that name instead of leaving out `defaults`. With Miniforge (the default for Python 3) `defaults` is not searched anyway; with Miniconda, `cf set-env APP CONDA_CHANNELS conda-forge` replaces its `defaults`.".to_string(),
+                ),
                 FailureKind::NoChannels => (
                     "conda has no channels to install from",
                     "Name the channels in environment.yml (`channels: [conda-forge]`), or set CONDA_CHANNELS with cf set-env: conda 26 no longer adds `defaults` by itself.".to_string(),

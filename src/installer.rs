@@ -87,7 +87,10 @@ impl fmt::Display for Wanted<'_> {
             ),
             (Some(distribution), None) => write!(formatter, " with {}", distribution.name()),
             (None, Some(version)) => {
-                write!(formatter, " with installer version {version} (BP_CONDA_VERSION)")
+                write!(
+                    formatter,
+                    " with installer version {version} (BP_CONDA_VERSION)"
+                )
             }
             (None, None) => Ok(()),
         }
@@ -410,7 +413,13 @@ mod tests {
         let mut manifest = manifest();
         let settings = settings(None, None, "cflinuxfs4");
         let choice = choose(&manifest, &python(3), &settings).unwrap();
-        assert!(choice.reason.contains("without Anaconda's Terms of Service"), "{}", choice.reason);
+        assert!(
+            choice
+                .reason
+                .contains("without Anaconda's Terms of Service"),
+            "{}",
+            choice.reason
+        );
         // An operator who moves Miniconda's entry first makes it the default.
         let position = manifest
             .default_versions

@@ -112,7 +112,9 @@ fn an_impossible_version_fails_listing_what_the_manifest_offers() {
     pushed
         .staging
         .assert_clean_log()
-        .assert_log_contains("**ERROR**\u{1b}[0m No conda installer for Python 4 (from runtime.txt: python-4.0.1)")
+        .assert_log_contains(
+            "**ERROR**\u{1b}[0m No conda installer for Python 4 (from runtime.txt: python-4.0.1)",
+        )
         .assert_log_contains("DEPENDENCY MISSING IN MANIFEST:")
         .assert_log_contains("  - miniconda3-py39 25.7.0 (Python 3)")
         .assert_log_contains("  - miniconda2 4.7.12.1 (Python 2)")
@@ -121,7 +123,10 @@ fn an_impossible_version_fails_listing_what_the_manifest_offers() {
 
 #[test]
 fn miniconda_is_chosen_with_bp_conda_distribution() {
-    let pushed = push("python3-environment", &[("BP_CONDA_DISTRIBUTION", "miniconda")]);
+    let pushed = push(
+        "python3-environment",
+        &[("BP_CONDA_DISTRIBUTION", "miniconda")],
+    );
     pushed
         .staging
         .assert_success()

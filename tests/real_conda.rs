@@ -341,3 +341,72 @@ fn a_cached_buildpack_and_a_vendored_app_stage_with_the_network_cut() {
     staging.assert_success();
     assert!(run(&staging, WEB_REQUEST).contains("\"numpy\":\"2.2.6\""));
 }
+
+/// Anaconda's Terms of Service plugin, as Miniconda >= 25.5 ships it, in front of a `defaults`
+/// channel that declares terms: with Miniforge (the default) nothing asks for them; with
+/// Miniconda the push stops with the gate explained; with the user's acceptance it stages.
+#[test]
+fn anacondas_terms_of_service_gate_miniconda_and_not_miniforge() {
+    let Some(world) = RealConda::with(Miniconda::WithTermsPlugin) else {
+        return;
+    };
+    let app = sample_app("flask-numpy", world.dir.path());
+
+    let forge = world.push(&app, "miniforge");
+    forge
+        .assert_success()
+        .assert_log_contains("with miniforge3 24.7.1 (the default for Python 3: conda-forge, without Anaconda's Terms of Service)")
+        .assert_log_lacks("Terms of Service have not been accepted");
+    assert!(run(&forge, WEB_REQUEST).contains("\"mean\":3.0"));
+
+    let gated = world.push_with(
+        &app,
+        "miniconda",
+        world.options().env("BP_CONDA_DISTRIBUTION", "miniconda"),
+    );
+    gated
+        .assert_supply_failed()
+        .assert_clean_log()
+        .assert_log_contains("Anaconda's Terms of Service stop conda at the defaults channel")
+        .assert_log_contains(&format!("{}/main", world.server.url()))
+        .assert_log_contains("the buildpack never accepts them for you")
+        .assert_log_contains("cf set-env APP CONDA_PLUGINS_AUTO_ACCEPT_TOS yes")
+        .assert_log_contains("name conda-forge, not defaults")
+        .assert_log_contains("CondaToSNonInteractiveError")
+        .assert_log_lacks("report");
+
+    let mut accepted_options = world
+        .options()
+        .env("BP_CONDA_DISTRIBUTION", "miniconda")
+        .env("CONDA_PLUGINS_AUTO_ACCEPT_TOS", "yes");
+    accepted_options.keep_staging_dir = true;
+    let tmpdir = world.dir.path().join("stage-tmp");
+    fs::create_dir_all(&tmpdir).unwrap();
+    let accepted = world.push_with(&app, "accepted", accepted_options.tmpdir(&tmpdir));
+    accepted.assert_success();
+    assert!(run(&accepted, WEB_REQUEST).contains("\"mean\":3.0"));
+    // The acceptance record and the plugin's cache stay in the buildpack's private HOME in
+    // its cache dir: the staging user's home is untouched, /tmp holds only the platform's.
+    let root = accepted.kept_staging_dir();
+    let names = |dir: &Path| {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&root.join("home")), Vec::<String>::new());
+    assert_eq!(
+        names(&root.join("tmp")),
+        [
+            "app",
+            "buildpacks",
+            "cache",
+            "droplet",
+            "output-cache",
+            "result.json"
+        ]
+    );
+    fs::remove_dir_all(&root).unwrap();
+}
