@@ -4,12 +4,14 @@
 //! is intact and the next push restores from it.
 //!
 //! The full disks are small tmpfs mounts (the tests run as root), unmounted when the test
-//! ends, even when it fails.
+//! ends, even when it fails. The staging container's disk is the one `stage` makes its staging
+//! root on (its TMPDIR): the app, the buildpacks, the cache brought back by Diego, the deps.
 
+#[path = "lifecycle_support/mod.rs"]
+mod lifecycle_support;
 mod support;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -36,33 +38,6 @@ impl Tmpfs {
             .expect("mount (the tests run as root)");
         assert!(status.success(), "mount a tmpfs at {}", at.display());
         Self(at.to_path_buf())
-    }
-
-    fn free_kib(&self) -> u64 {
-        let output = Command::new("df")
-            .args(["--output=avail", "-k"])
-            .arg(&self.0)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .nth(1)
-            .and_then(|line| line.trim().parse().ok())
-            .unwrap()
-    }
-
-    /// Fills the file system but for `leave_kib`.
-    fn fill(&self, leave_kib: u64) -> PathBuf {
-        let filler = self.0.join("filler");
-        let mut file = fs::File::create(&filler).unwrap();
-        let chunk = vec![0_u8; 64 * 1024];
-        while self.free_kib() > leave_kib + 64 {
-            if file.write_all(&chunk).is_err() {
-                break;
-            }
-        }
-        file.sync_all().unwrap();
-        filler
     }
 }
 
@@ -180,19 +155,43 @@ fn entry_of(cache: &Path) -> PathBuf {
         .expect("a cached environment entry")
 }
 
+/// A buildpack that runs before the conda buildpack and, when `FILL_LEAVE_KIB` is set, fills
+/// the staging container's disk but for that much: an app whose other buildpack (or a big
+/// app) used up the disk quota.
+const FILL_DISK: &str = r#"[ -n "${FILL_LEAVE_KIB:-}" ] || exit 0
+avail=$(df --output=avail -k "$3/$4" | tail -n 1)
+size=$(( avail - FILL_LEAVE_KIB ))
+[ "$size" -gt 0 ] && dd if=/dev/zero of="$3/$4/filler" bs=1k count="$size" status=none || true"#;
+
 #[test]
 fn a_full_disk_while_installing_fails_clearly_and_keeps_the_cache() {
     let world = World::new();
     let cache = world.dir.path().join("cache");
-    let disk = Tmpfs::mount(&cache, 256 * 1024);
-    world.push("first", &cache).assert_success();
+    let disk = Tmpfs::mount(&world.dir.path().join("container-disk"), 512 * 1024);
+    let filler = lifecycle_support::Buildpack::new("filler.zip")
+        .script("supply", FILL_DISK)
+        .write(world.dir.path());
+    let push = |name: &str, fill: bool| {
+        let mut options = StageOptions::with_channels(&world.server)
+            .cache(&cache)
+            .tmpdir(&disk.0);
+        if fill {
+            options = options.env("FILL_LEAVE_KIB", "256");
+        }
+        stage(
+            &world.app,
+            &[&filler, &world.zip],
+            &options,
+            &world.dir.path().join(name),
+        )
+    };
+    push("first", false).assert_success();
     let entry = entry_of(&cache);
     let before = listing(&entry);
 
     // The app gains a package; the disk has room for almost nothing.
     world.add_scipy(true);
-    let filler = disk.fill(256);
-    let staging = world.push("full", &cache);
+    let staging = push("full", true);
     staging
         .assert_supply_failed()
         .assert_clean_log()
@@ -203,14 +202,57 @@ fn a_full_disk_while_installing_fails_clearly_and_keeps_the_cache() {
     assert_eq!(listing(&entry), before, "the cache entry was touched");
 
     // Space again, and the environment the entry was built for: it is restored.
-    fs::remove_file(filler).unwrap();
     world.add_scipy(false);
-    let staging = world.push("after", &cache);
+    let staging = push("after", false);
     staging
         .assert_success()
         .assert_log_contains("-----> Restoring the conda environment from the cache");
     world.assert_app_works(&staging);
     drop(disk);
+}
+
+/// The conda buildpack's `bin/supply`, run as the builder runs it, on a cache dir the test
+/// controls: the way to give only the cache's environment entries a disk of their own.
+fn supply_directly(world: &World, cache: &Path, name: &str) -> (bool, String) {
+    let buildpack = world.dir.path().join("unpacked-buildpack");
+    if !buildpack.exists() {
+        zip::ZipArchive::new(fs::File::open(&world.zip).unwrap())
+            .unwrap()
+            .extract(&buildpack)
+            .unwrap();
+    }
+    let root = world.dir.path().join(name);
+    let (build, deps, home) = (root.join("app"), root.join("deps"), root.join("home"));
+    support::copy_dir(&world.app, &build);
+    for dir in [deps.join("0"), home.clone()] {
+        fs::create_dir_all(dir).unwrap();
+    }
+    let output = Command::new(buildpack.join("bin/supply"))
+        .arg(&build)
+        .arg(cache)
+        .arg(&deps)
+        .arg("0")
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", &home)
+        .env("TMPDIR", &home)
+        .env("CF_STACK", "cflinuxfs4")
+        .env("MEMORY_LIMIT", "1024m")
+        .env("CONDA_CHANNEL_ALIAS", world.server.url())
+        .env(
+            "CONDA_DEFAULT_CHANNELS",
+            format!("{}/main", world.server.url()),
+        )
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
 }
 
 #[test]
@@ -222,7 +264,7 @@ fn a_full_disk_while_saving_the_cache_costs_only_the_save() {
     let entry_name = entry_of(&cache).file_name().unwrap().to_owned();
 
     // The saved entries move to a file system with room for them and almost nothing more
-    // (`cp -a` keeps the modes and times the cache checks).
+    // (`cp -a` keeps the modes and times).
     let saved = world.dir.path().join("saved-environments");
     fs::rename(&environments, &saved).unwrap();
     // Room for the saved entries, which take less on tmpfs than `du` counts on disk (no
@@ -239,20 +281,16 @@ fn a_full_disk_while_saving_the_cache_costs_only_the_save() {
     let before = listing(&entry);
 
     world.add_scipy(true);
-    let staging = world.push("save-fails", &cache);
-    staging
-        .assert_success()
-        .assert_log_contains("Could not save the environment to the cache")
-        .assert_log_contains("No space left on device")
-        .assert_log_contains("the cache keeps what it had")
-        .assert_log_contains("A bigger disk quota (cf push -k 4G)");
-
-    let run = launch(&staging.droplet(), "python -c 'import scipy'", &[]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let (succeeded, log) = supply_directly(&world, &cache.join("final"), "save-fails");
+    assert!(succeeded, "supply failed:\n{log}");
+    for text in [
+        "Could not save the environment to the cache",
+        "No space left on device",
+        "the cache keeps what it had",
+        "A bigger disk quota (cf push -k 4G)",
+    ] {
+        assert!(log.contains(text), "the log lacks {text:?}:\n{log}");
+    }
     assert_eq!(listing(&entry), before, "the previous entry was touched");
     let names: Vec<_> = fs::read_dir(&environments)
         .unwrap()

@@ -303,8 +303,14 @@ fn links_that_leave_the_app_are_refused_and_links_inside_it_are_followed() {
         (
             "env-broken",
             "environment.yml",
-            "../../somewhere/else.yml",
+            "somewhere/else.yml",
             vec!["environment.yml is a broken link".into()],
+        ),
+        (
+            "env-dangling-outside",
+            "environment.yml",
+            "../../somewhere/else.yml",
+            vec!["environment.yml is a link that points outside the app".into()],
         ),
         (
             "runtime-hostname",
