@@ -299,11 +299,23 @@ fn a_full_disk_while_saving_the_cache_costs_only_the_save() {
         .collect();
     assert_eq!(names, [entry_name], "a half-written entry was left");
 
+    // The cache as it is kept goes back to an ordinary disk, and the next push, of the
+    // environment the entry was built for, restores it.
+    let kept = world.dir.path().join("kept-environments");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&environments)
+        .arg(&kept)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    drop(disk);
+    fs::remove_dir(&environments).unwrap();
+    fs::rename(&kept, &environments).unwrap();
     world.add_scipy(false);
     let staging = world.push("restored", &cache);
     staging
         .assert_success()
         .assert_log_contains("-----> Restoring the conda environment from the cache");
     world.assert_app_works(&staging);
-    drop(disk);
 }

@@ -172,11 +172,12 @@ fn build_in(flags: &BuilderFlags, contents: &Contents) -> Result<(), LifecycleEr
     } else {
         detect(&buildpacks, &runner, &flags.build_dir)?
     };
-    // From here on the real builder writes result.json whatever happens.
+    // From here on the real builder writes result.json whatever happens; when it cannot (the
+    // disk is full), the failure it reports is still the script's.
     let outcome = plan.run(&runner, flags, contents);
     if let Err(error) = &outcome {
         if error.is_staging_failure() {
-            write_metadata(flags, &plan.metadata(contents), None)?;
+            let _ = write_metadata(flags, &plan.metadata(contents), None);
         }
     }
     outcome
