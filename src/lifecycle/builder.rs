@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use super::buildpack_zip::Buildpack;
 use super::droplet;
-use super::errors::LifecycleError;
+use super::errors::{LifecycleError, SUPPLY_FAIL_CODE};
 use super::files::{self, local_io};
 use super::metadata::{self, BuildpackMetadata};
 use super::process_types::{self, ProcessTypes};
@@ -136,6 +136,9 @@ fn build(flags: &BuilderFlags) -> Result<(), LifecycleError> {
     let tmp = std::env::temp_dir();
     let dir = files::create_unique_dir(&tmp, "contents")
         .map_err(local_io("create a directory in", &tmp))?;
+    // Go's MkdirTemp makes it 0700, and it is the droplet's root entry.
+    fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(local_io("set the mode of", &dir))?;
     let contents = Contents {
         deps: dir.join("deps"),
         profile_d: dir.join("profile.d"),
@@ -172,11 +175,12 @@ fn build_in(flags: &BuilderFlags, contents: &Contents) -> Result<(), LifecycleEr
     } else {
         detect(&buildpacks, &runner, &flags.build_dir)?
     };
-    // From here on the real builder writes result.json whatever happens; when it cannot (the
-    // disk is full), the failure it reports is still the script's.
+    // The real builder writes result.json after a failure of the final buildpack or of the
+    // release, not after a supply buildpack's (measured); when it cannot (the disk is full),
+    // the failure it reports is still the script's.
     let outcome = plan.run(&runner, flags, contents);
     if let Err(error) = &outcome {
-        if error.is_staging_failure() {
+        if error.is_staging_failure() && error.exit_code() != SUPPLY_FAIL_CODE {
             let _ = write_metadata(flags, &plan.metadata(contents), None);
         }
     }
