@@ -833,6 +833,8 @@ pub(crate) struct Settings {
     pub(crate) memory_limit_mib: Option<u64>,
     /// `BP_CONDA_CLEAR_CACHE`: start this staging from an empty app cache.
     pub(crate) clear_cache: bool,
+    /// `BP_CONDA_SLIM`: leave out of the droplet what no running app needs (default on).
+    pub(crate) slim: bool,
 }
 
 impl Settings {
@@ -883,12 +885,29 @@ impl Settings {
                 "1" | "true" | "yes"
             )
         });
+        let slim = match lookup("BP_CONDA_SLIM")
+            .map(|value| value.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("" | "1" | "true" | "yes" | "on") => true,
+            Some("0" | "false" | "no" | "off") => false,
+            Some(other) => {
+                return Err(AppError::InvalidSetting {
+                    variable: "BP_CONDA_SLIM",
+                    value: other.to_string(),
+                    reason: "write `false` to keep the environment as conda installed it, or \
+                             `true` (the default)"
+                        .into(),
+                });
+            }
+        };
         Ok(Self {
             distribution,
             conda_version,
             stack,
             memory_limit_mib,
             clear_cache,
+            slim,
         })
     }
 }
@@ -1268,5 +1287,22 @@ mod tests {
             Settings::from_lookup(|name| (name == "BP_CONDA_VERSION").then(|| "latest".into()))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn slimming_is_on_unless_bp_conda_slim_says_false() {
+        let slim = |value: Option<&str>| {
+            Settings::from_lookup(|name| {
+                (name == "BP_CONDA_SLIM")
+                    .then(|| value.map(str::to_string))
+                    .flatten()
+            })
+            .map(|settings| settings.slim)
+        };
+        assert_eq!(slim(None).ok(), Some(true));
+        assert_eq!(slim(Some("true")).ok(), Some(true));
+        assert_eq!(slim(Some("FALSE")).ok(), Some(false));
+        assert_eq!(slim(Some("0")).ok(), Some(false));
+        assert!(slim(Some("sometimes")).is_err());
     }
 }

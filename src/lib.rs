@@ -25,6 +25,7 @@ mod packager;
 mod process;
 mod python_version;
 mod relocate;
+mod slim;
 mod stager;
 mod summary;
 mod supply;

@@ -27,6 +27,8 @@ pub(crate) struct Summary {
     pub(crate) cache: CacheOutcome,
     pub(crate) cache_size: u64,
     pub(crate) conda_peak_memory_kib: Option<u64>,
+    /// What slimming left out of the droplet, built now or restored from the cache.
+    pub(crate) slimmed: Option<crate::slim::Slimmed>,
 }
 
 /// What the installed environment holds, read from its `conda-meta` records.
@@ -151,6 +153,17 @@ impl Summary {
             log::format_size(environment_size),
             log::format_size(droplet)
         ));
+        match self.slimmed {
+            Some(slimmed) => log::detail(&format!(
+                "Slimmed: {} less in the droplet ({} files of tests and documentation removed, \
+                 {} libraries stripped of symbols; listed in {}; BP_CONDA_SLIM=false keeps them)",
+                log::format_size(slimmed.bytes),
+                slimmed.removed_files,
+                slimmed.stripped_files,
+                crate::slim::SLIM_LIST
+            )),
+            None => log::detail("Slimmed: no (BP_CONDA_SLIM=false)"),
+        }
         if !facts.packages.is_empty() {
             let largest = facts
                 .packages

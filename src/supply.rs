@@ -19,6 +19,7 @@ use crate::log;
 use crate::manifest::{self, Dependency};
 use crate::python_version::{self, PythonChoice};
 use crate::relocate;
+use crate::slim;
 use crate::stager::{Facts, Stager};
 use crate::summary::{self, CacheOutcome, Summary};
 use crate::vendor;
@@ -131,6 +132,11 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
         }
     }
 
+    summary.slimmed = if settings.slim {
+        slim::recorded(&env_dir)
+    } else {
+        None
+    };
     let facts = summary::environment_facts(&env_dir);
     let variables = app
         .environment
@@ -271,6 +277,19 @@ fn build(
         if let Some(padding) = build_prefix.parent() {
             fsutil::remove_if_exists(padding).map_err(Error::io(padding))?;
         }
+    }
+    // Slimmed before it is cached, so a restored environment is the same slim one.
+    if settings.slim {
+        let slimmed = summary.time("slimming", || {
+            slim::slim(&env_dir).map_err(Error::io(&env_dir))
+        })?;
+        log::detail(&format!(
+            "Slimmed: {} files of tests and documentation removed, {} libraries stripped of \
+             symbols, {} less",
+            slimmed.removed_files,
+            slimmed.stripped_files,
+            log::format_size(slimmed.bytes)
+        ));
     }
     Ok(())
 }

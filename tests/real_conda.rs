@@ -150,14 +150,44 @@ fn a_numpy_scipy_pandas_scikit_learn_app_fits_a_model() {
             ),
         ],
     );
-    let staging = world.push(&app, "out");
-    staging.assert_success().assert_clean_log();
-    let printed = run(&staging, "python fit.py");
+    // Slimmed by default: no test suites, docs or symbol tables, and everything still works.
+    let slim = world.push(&app, "slim");
+    slim.assert_success()
+        .assert_clean_log()
+        .assert_log_contains("       Slimmed: ")
+        .assert_log_contains("less in the droplet");
+    let printed = run(&slim, "python fit.py");
     assert!(printed.contains("slope 3.0"), "{printed}");
     assert!(printed.contains("det 8.0"), "{printed}");
     assert!(
         printed.contains("tz 2026-07-01 10:00:00+00:00"),
         "{printed}"
+    );
+    // pandas' own test suite went; the one numpy.testing imports at run time stayed.
+    let site = "$DEPS_DIR/0/conda-env/lib/python3.11/site-packages";
+    let checked = run(
+        &slim,
+        &format!(
+            "test -d {site}/pandas/tests || echo pandas-tests-gone; \
+             test -d {site}/numpy/_core/tests && echo numpy-core-tests-kept"
+        ),
+    );
+    assert!(checked.contains("pandas-tests-gone"), "{checked}");
+    assert!(checked.contains("numpy-core-tests-kept"), "{checked}");
+
+    // BP_CONDA_SLIM=false keeps what conda installed, as a new environment.
+    let plain = world.push_with(&app, "plain", world.options().env("BP_CONDA_SLIM", "false"));
+    plain
+        .assert_success()
+        .assert_log_contains("Discarding cached environment: BP_CONDA_SLIM set")
+        .assert_log_contains("Slimmed: no (BP_CONDA_SLIM=false)");
+    assert!(run(&plain, "python fit.py").contains("slope 3.0"));
+    let size = |staging: &Staging| fs::metadata(staging.droplet()).unwrap().len();
+    assert!(
+        size(&slim) < size(&plain),
+        "the slim droplet is not smaller: {} vs {}",
+        size(&slim),
+        size(&plain)
     );
 }
 

@@ -1,0 +1,86 @@
+//! The slim-droplet benchmark (issue 16): the numpy + scipy + pandas + scikit-learn app staged
+//! on Cloud Foundry's real builder with real conda 26.7.1 and its real packages, once slimmed
+//! (the default) and once with `BP_CONDA_SLIM=false`, side by side in one run. It prints the
+//! droplet bytes and the environment's bytes of each and their ratios (goal: slim/plain droplet
+//! <= 0.80). Needs `../shared/real`.
+//!
+//! `cargo bench --bench slim`. `cargo test --all-targets` builds it and runs it without
+//! `--bench`: it then returns at once.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::fs;
+use std::path::Path;
+
+use support::real_conda::{self, Miniconda};
+use support::{Server, StageOptions, package, scratch, stage};
+
+const ENVIRONMENT: &str = "channels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy\n  - scipy\n  - pandas\n  - scikit-learn\n  - flask\n";
+
+fn main() {
+    if !std::env::args().any(|arg| arg == "--bench") {
+        return;
+    }
+    let Some(world) = real_conda::world() else {
+        return;
+    };
+    support::world::use_the_real_platform();
+    let dir = scratch();
+    let server = Server::start(world);
+    let zip = package(
+        &server,
+        dir.path(),
+        &real_conda::packaging(&server, dir.path(), Miniconda::Plain),
+    );
+    let app = dir.path().join("pydata");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(app.join("environment.yml"), ENVIRONMENT).unwrap();
+    fs::write(app.join("Procfile"), "web: python -m flask run\n").unwrap();
+    let measure = |name: &str, slim: bool| {
+        let options = StageOptions::with_channels(&server)
+            .env("BP_CONDA_SLIM", if slim { "true" } else { "false" });
+        let staging = stage(&app, &[&zip], &options, &dir.path().join(name));
+        staging.assert_success();
+        let droplet = fs::metadata(staging.droplet()).unwrap().len();
+        let environment = unpacked_size(&staging.droplet(), "deps/0/");
+        (droplet, environment)
+    };
+    let (slim_droplet, slim_env) = measure("slim", true);
+    let (plain_droplet, plain_env) = measure("plain", false);
+    let mib = |bytes: u64| bytes as f64 / 1024.0 / 1024.0;
+    println!("pydata app on the real builder and real conda 26.7.1:");
+    println!(
+        "  droplet (tgz):        slim {:.1} MiB, plain {:.1} MiB, slim/plain {:.2} (goal <= 0.80)",
+        mib(slim_droplet),
+        mib(plain_droplet),
+        slim_droplet as f64 / plain_droplet as f64
+    );
+    println!(
+        "  environment (bytes):  slim {:.1} MiB, plain {:.1} MiB, slim/plain {:.2}",
+        mib(slim_env),
+        mib(plain_env),
+        slim_env as f64 / plain_env as f64
+    );
+}
+
+/// Bytes of the regular files under `prefix` in a droplet.
+fn unpacked_size(droplet: &Path, prefix: &str) -> u64 {
+    let file = fs::File::open(droplet).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|entry| {
+            entry.header().entry_type().is_file()
+                && entry
+                    .path()
+                    .unwrap()
+                    .to_string_lossy()
+                    .trim_start_matches("./")
+                    .starts_with(prefix)
+        })
+        .map(|entry| entry.header().size().unwrap())
+        .sum()
+}
