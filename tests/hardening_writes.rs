@@ -15,7 +15,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use support::{Packaging, Server, StageOptions, app, fixtures, launch, package, scratch, stage};
+use support::{
+    Packaging, Server, StageOptions, app, fixtures, launch, names, package, scratch, stage,
+};
 
 /// What a tree holds: every path with its kind, mode and content digest (or link target).
 fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
@@ -39,16 +41,6 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
         }
     }
     found
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// A pure-Python wheel, as pip finds it in a local `--find-links` directory.

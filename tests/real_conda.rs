@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use support::real_conda::{self, Miniconda};
 use support::{
-    Packaging, Server, StageOptions, Staging, launch, package, sample_app, scratch, stage, stdout,
+    Packaging, Server, StageOptions, Staging, launch, names, package, sample_app, scratch, stage,
+    stdout,
 };
 
 /// One app's pushes against the real-conda world.
@@ -421,14 +422,6 @@ fn anacondas_terms_of_service_gate_miniconda_and_not_miniforge() {
     // The acceptance record and the plugin's cache stay in the buildpack's private HOME in
     // its cache dir: the staging user's home is untouched, /tmp holds only the platform's.
     let root = accepted.kept_staging_dir();
-    let names = |dir: &Path| {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    };
     assert_eq!(names(&root.join("home")), Vec::<String>::new());
     assert_eq!(
         names(&root.join("tmp")),

@@ -622,6 +622,17 @@ pub(crate) fn stdout(output: &Output) -> String {
         .collect()
 }
 
+/// The names in a directory, sorted: what a test compares to say what was written where.
+pub(crate) fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Writes an executable script.
 pub(crate) fn write_script(path: &Path, text: &str) {
     if let Some(parent) = path.parent() {
