@@ -1412,4 +1412,21 @@ mod tests {
         );
         assert!(!settings["PIP_INDEX_URL"].contains("token"));
     }
+
+    #[test]
+    fn accepting_anacondas_terms_or_slimming_changes_the_fingerprint() {
+        let with = |name: &str, value: &str| {
+            let mut fingerprint = fingerprint();
+            fingerprint.settings =
+                relevant_settings([(name.to_string(), value.to_string())].into_iter());
+            fingerprint
+        };
+        for (name, value) in [
+            ("CONDA_PLUGINS_AUTO_ACCEPT_TOS", "yes"),
+            ("BP_CONDA_SLIM", "false"),
+        ] {
+            let reasons = with(name, value).differences(&fingerprint());
+            assert_eq!(reasons, [format!("{name} set")]);
+        }
+    }
 }
