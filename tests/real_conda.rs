@@ -436,3 +436,28 @@ fn anacondas_terms_of_service_gate_miniconda_and_not_miniforge() {
     );
     fs::remove_dir_all(&root).unwrap();
 }
+
+/// conda 26.7.1 reads `nodefaults` in an environment file as a channel to download, where
+/// older conda left `defaults` out: the push fails with that explained, not as a network
+/// problem.
+#[test]
+fn nodefaults_which_conda_26_reads_as_a_channel_is_explained() {
+    let Some(world) = RealConda::new() else {
+        return;
+    };
+    let app = world.app(
+        "nodefaults",
+        &[(
+            "environment.yml",
+            "channels: [conda-forge, nodefaults]\ndependencies:\n  - python=3.11\n",
+        )],
+    );
+    world
+        .push(&app, "out")
+        .assert_supply_failed()
+        .assert_clean_log()
+        .assert_log_contains("conda reads `nodefaults` in environment.yml as a channel")
+        .assert_log_contains("Remove `nodefaults` from the channels of environment.yml")
+        .assert_log_contains("UnavailableInvalidChannel")
+        .assert_log_lacks("cannot reach the app's channels");
+}
