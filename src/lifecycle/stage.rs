@@ -11,8 +11,10 @@
 
 use std::ffi::CString;
 use std::fs;
+use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -345,12 +347,10 @@ fn run_builder(
             as_vcap: !staging.as_root,
         },
     );
-    use std::io::Write as _;
     let _ = std::io::stdout().flush();
     let status = command
         .status()
         .map_err(|source| LifecycleError::Container { source })?;
-    use std::os::unix::process::ExitStatusExt as _;
     Ok(status
         .code()
         .or_else(|| status.signal().map(|signal| 128 + signal))
