@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 
 use support::real_conda::{self, Miniconda};
 use support::{
-    Packaging, Server, StageOptions, Staging, launch, names, package, sample_app, scratch, stage,
-    stdout,
+    Packaging, Server, StageOptions, Staging, launch, package, sample_app, scratch, stage, stdout,
 };
 
 /// One app's pushes against the real-conda world.
@@ -421,19 +420,7 @@ fn anacondas_terms_of_service_gate_miniconda_and_not_miniforge() {
     assert!(run(&accepted, WEB_REQUEST).contains("\"mean\":3.0"));
     // The acceptance record and the plugin's cache stay in the buildpack's private HOME in
     // its cache dir: the staging user's home is untouched, /tmp holds only the platform's.
-    let root = accepted.kept_staging_dir();
-    assert_eq!(names(&root.join("home")), Vec::<String>::new());
-    assert_eq!(
-        names(&root.join("tmp")),
-        [
-            "app",
-            "buildpacks",
-            "cache",
-            "droplet",
-            "output-cache",
-            "result.json"
-        ]
-    );
+    let root = accepted.assert_only_the_platform_wrote_home_and_tmp();
     fs::remove_dir_all(&root).unwrap();
 }
 

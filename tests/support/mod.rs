@@ -362,6 +362,31 @@ impl Staging {
             .expect("the kept staging dir is named")
     }
 
+    /// In the kept staging root (the container: `home/` is /home/vcap, `tmp/` is /tmp), the
+    /// staging user's home is untouched and /tmp holds what the platform put there and nothing
+    /// else (the builder removes its contents dir when done). Returns the root.
+    pub(crate) fn assert_only_the_platform_wrote_home_and_tmp(&self) -> PathBuf {
+        let root = self.kept_staging_dir();
+        assert_eq!(
+            names(&root.join("home")),
+            Vec::<String>::new(),
+            "the staging user's home was written"
+        );
+        assert_eq!(
+            names(&root.join("tmp")),
+            [
+                "app",
+                "buildpacks",
+                "cache",
+                "droplet",
+                "output-cache",
+                "result.json"
+            ],
+            "TMPDIR (/tmp) was written"
+        );
+        root
+    }
+
     pub(crate) fn assert_log_lacks(&self, text: &str) -> &Self {
         assert!(
             !self.log.contains(text),
