@@ -255,7 +255,7 @@ fn resolve_inside_app(build_dir: &Path, path: &Path) -> Result<PathBuf, AppError
 }
 
 /// `a/b/../c` as `a/c`, without asking the file system.
-fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut normal = PathBuf::new();
     for component in path.components() {
         match component {
@@ -307,7 +307,7 @@ fn environment_text(path: &Path, bytes: Vec<u8>) -> Result<String, AppError> {
 
 /// Reads at most `MAX_TEXT_FILE_BYTES` of a regular file inside the app, refusing anything
 /// larger without reading it, and anything that is not a file (a fifo would block staging).
-fn read_bounded(build_dir: &Path, path: &Path) -> Result<Vec<u8>, AppError> {
+pub(crate) fn read_bounded(build_dir: &Path, path: &Path) -> Result<Vec<u8>, AppError> {
     let file = file_label(path);
     let unreadable = |source| AppError::Unreadable {
         file: file.clone(),
@@ -340,7 +340,7 @@ fn read_bounded(build_dir: &Path, path: &Path) -> Result<Vec<u8>, AppError> {
     Ok(bytes)
 }
 
-fn into_text(path: &Path, bytes: Vec<u8>) -> Result<String, AppError> {
+pub(crate) fn into_text(path: &Path, bytes: Vec<u8>) -> Result<String, AppError> {
     let text = String::from_utf8(bytes).map_err(|_| AppError::NotUtf8 {
         file: file_label(path),
     })?;

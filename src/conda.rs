@@ -17,6 +17,8 @@ pub(crate) struct Conda<'a> {
     pub(crate) scratch: &'a Scratch,
     /// Only cached packages and `file://` channels (vendored apps).
     pub(crate) offline: bool,
+    /// `vendor/pip/`: pip's only source, with no index (apps with vendored pip files).
+    pub(crate) pip_find_links: Option<PathBuf>,
 }
 
 impl Conda<'_> {
@@ -53,6 +55,15 @@ impl Conda<'_> {
             .env_remove("CONDA_DEFAULT_ENV");
         if self.offline {
             command.env("CONDA_OFFLINE", "true");
+        }
+        if let Some(wheelhouse) = &self.pip_find_links {
+            // conda runs pip with a requirements file of its own: pip's settings are the only
+            // way to point it at the wheelhouse, and they override the file's index options.
+            command
+                .env("PIP_NO_INDEX", "1")
+                .env("PIP_FIND_LINKS", wheelhouse)
+                .env_remove("PIP_INDEX_URL")
+                .env_remove("PIP_EXTRA_INDEX_URL");
         }
         command
     }

@@ -38,6 +38,8 @@ pub(crate) enum FailureKind {
     ChannelUnreachable,
     /// conda ran pip for the `pip:` entries and pip failed.
     Pip,
+    /// pip installed from `vendor/pip/` alone and a project it needs is not there.
+    PipNotVendored,
     /// SIGKILL: in a container, the out-of-memory killer.
     Killed,
     /// `[Errno 28] No space left on device`: the staging container's disk quota.
@@ -93,15 +95,26 @@ pub(crate) struct LocalChannel {
     pub(crate) files: std::collections::BTreeMap<String, String>,
 }
 
+/// The pip section as staging hands it to conda: its lines with `-r` files read in place and
+/// paths made absolute (a derived file is not in the app's folder), and, with vendored pip
+/// files, without index options.
+#[derive(Debug, Clone)]
+pub(crate) struct PipSection {
+    pub(crate) lines: Vec<String>,
+    /// pip installs from `vendor/pip/` alone.
+    pub(crate) offline: bool,
+}
+
 /// Decides the recipe, writing a derived environment file into `scratch` when the app's own
-/// file cannot be passed as is (a runtime.txt pin, a vendored channel, an explicit spec that
-/// must point at vendored files).
+/// file cannot be passed as is (a runtime.txt pin, a vendored channel, vendored pip files,
+/// an explicit spec that must point at vendored files).
 pub(crate) fn plan(
     app: &App,
     python: &PythonChoice,
     build_dir: &Path,
     scratch: &Path,
     local_channel: Option<&LocalChannel>,
+    pip: Option<&PipSection>,
 ) -> Result<Plan, EnvironmentError> {
     if let Some(explicit) = &app.explicit_spec {
         let count = explicit.urls.len();
@@ -145,9 +158,25 @@ pub(crate) fn plan(
             summary: "environment.yml".into(),
         });
     };
-    let needs_derived = python.pin.is_some() || local_channel.is_some();
+    let pip_offline = pip.is_some_and(|pip| pip.offline);
+    let needs_derived = python.pin.is_some() || local_channel.is_some() || pip_offline;
     let file = if needs_derived {
         let mut spec = environment.spec.clone();
+        if let Some(pip) = pip {
+            for dependency in &mut spec.dependencies {
+                if let Dependency::Pip(lines) = dependency {
+                    lines.clone_from(&pip.lines);
+                }
+            }
+            // `-r` files were read into the first section; any other would repeat them.
+            let mut seen = false;
+            spec.dependencies.retain(|dependency| {
+                let pip = matches!(dependency, Dependency::Pip(_));
+                let keep = !(pip && seen);
+                seen |= pip;
+                keep
+            });
+        }
         if let Some(pin) = &python.pin {
             spec.dependencies.insert(0, Dependency::Conda(pin.clone()));
         }
@@ -171,6 +200,9 @@ pub(crate) fn plan(
             " and {pip} pip requirement{}",
             if pip == 1 { "" } else { "s" }
         ));
+    }
+    if pip_offline {
+        summary.push_str(", pip's from vendor/pip");
     }
     if let Some(pin) = &python.pin {
         summary.push_str(&format!(", with {pin} from runtime.txt"));
@@ -305,12 +337,19 @@ pub(crate) fn build(
     }
     let killed = finished.signal() == Some(libc::SIGKILL);
     let output = conda_error_text(&finished.stderr, &finished.stdout);
+    let kind = match classify(&output) {
+        FailureKind::Pip
+            if conda.pip_find_links.is_some()
+                && output
+                    .iter()
+                    .any(|line| line.contains("No matching distribution found for")) =>
+        {
+            FailureKind::PipNotVendored
+        }
+        kind => kind,
+    };
     Err(EnvironmentError::Conda {
-        kind: if killed {
-            FailureKind::Killed
-        } else {
-            classify(&output)
-        },
+        kind: if killed { FailureKind::Killed } else { kind },
         command: described,
         status: process::describe_status(finished.status),
         output,

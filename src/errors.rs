@@ -11,6 +11,7 @@ use crate::download::DownloadError;
 use crate::environment::{EnvironmentError, FailureKind};
 use crate::installer::InstallerError;
 use crate::log;
+use crate::pip::PipError;
 use crate::python_version::PythonVersionError;
 use crate::relocate::RelocateError;
 use crate::stager::StagerError;
@@ -36,6 +37,8 @@ pub(crate) enum Error {
     Cache(#[from] CacheError),
     #[error(transparent)]
     Vendor(#[from] VendorError),
+    #[error(transparent)]
+    Pip(#[from] PipError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -145,6 +148,7 @@ pub(crate) fn message(error: &Error) -> Message {
             vec![vendor.to_string()],
             "Refill vendor/ with `conda-buildpack vendor APP_DIR` on your machine and push again.",
         ),
+        Error::Pip(pip) => pip_message(pip),
         Error::Io { path, source } => Message::new(
             "A file the buildpack needs could not be read or written",
             vec![format!("{}: {source}", path.display())],
@@ -160,6 +164,50 @@ fn disk_fix(source: &std::io::Error) -> String {
         DISK_FULL.into()
     } else {
         REPORT.into()
+    }
+}
+
+fn pip_message(error: &PipError) -> Message {
+    const REVENDOR: &str =
+        "Run `conda-buildpack vendor APP_DIR` on a machine with internet access and push again.";
+    match error {
+        PipError::NotVendored {
+            requirement,
+            origin,
+        } => Message::new(
+            "A pip requirement is not in vendor/pip",
+            vec![
+                format!("{origin} requires `{requirement}`, and vendor/pip has no file for it."),
+                "With vendored pip files, pip installs from vendor/pip alone: staging has no package index to fall back on.".into(),
+            ],
+            format!("{REVENDOR} It fetches `{requirement}` and everything it needs into vendor/pip."),
+        ),
+        PipError::DirectOffline { line, origin } => Message::new(
+            "A pip requirement points at the network",
+            vec![
+                format!("{origin} has `{line}`."),
+                "pip installs from vendor/pip alone at staging, and a URL or VCS requirement can only be fetched from where it points.".into(),
+            ],
+            "Require the project by name (`name==version`) from an index, or build its wheel into the app and name its path (`./wheels/name-1.0-py3-none-any.whl`); then run `conda-buildpack vendor APP_DIR` and push again.",
+        ),
+        PipError::Archive(archive) => Message::new(
+            "A vendored pip file is unsafe or broken",
+            vec![
+                archive.to_string(),
+                "Every wheel and sdist in vendor/pip is checked before pip may unpack it.".into(),
+            ],
+            format!("Delete the file from vendor/pip. {REVENDOR}"),
+        ),
+        PipError::Link { path } => Message::new(
+            "vendor/pip holds a link",
+            vec![format!("{} is a link or not a regular file.", path.display())],
+            format!("Vendored pip files must be regular files pushed with the app. {REVENDOR}"),
+        ),
+        PipError::Io { path, source } => Message::new(
+            "vendor/pip could not be read",
+            vec![format!("{}: {source}", path.display())],
+            disk_fix(source),
+        ),
     }
 }
 
@@ -529,8 +577,26 @@ fn environment_message(error: &EnvironmentError) -> Message {
                 ),
                 FailureKind::Pip => (
                     "pip failed to install the app's pip requirements",
-                    "See pip's error above; check the `pip:` section of environment.yml.".to_string(),
+                    "See pip's error above; check the `pip:` section of environment.yml. If staging has no route to a package index, vendor the requirements with `conda-buildpack vendor APP_DIR` and push again.".to_string(),
                 ),
+                FailureKind::PipNotVendored => {
+                    let missing: Vec<String> = output
+                        .iter()
+                        .filter_map(|line| line.split_once("No matching distribution found for "))
+                        .map(|(_, requirement)| requirement.trim().to_string())
+                        .collect();
+                    body.insert(
+                        1,
+                        format!(
+                            "pip installs only from vendor/pip at staging, and it has no file for {}: a dependency added or changed since the app was vendored.",
+                            if missing.is_empty() { "a requirement".to_string() } else { missing.join(", ") }
+                        ),
+                    );
+                    (
+                        "A pip requirement is not in vendor/pip",
+                        "Run `conda-buildpack vendor APP_DIR` on a machine with internet access, so vendor/pip holds every wheel the pip section needs, and push again.".to_string(),
+                    )
+                }
                 FailureKind::Killed => (
                     "conda was killed, most likely for running out of memory",
                     format!(

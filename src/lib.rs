@@ -22,6 +22,7 @@ mod lifecycle;
 mod log;
 mod manifest;
 mod packager;
+mod pip;
 mod process;
 mod python_version;
 mod relocate;

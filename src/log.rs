@@ -136,6 +136,25 @@ pub(crate) fn redact_url(url: &str) -> String {
     format!("{}://{}@{}", &url[..scheme_end], redacted, &rest[at + 1..])
 }
 
+/// [`redact_url`] for every URL in a text (a command line, a tool's output).
+pub(crate) fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let start = rest[..at]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
+            .map_or(0, |before| before + 1);
+        let end = rest[at..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>'))
+            .map_or(rest.len(), |after| at + after);
+        out.push_str(&rest[..start]);
+        out.push_str(&redact_url(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +176,10 @@ mod tests {
         );
         assert_eq!(redact_url("https://host/a@b"), "https://host/a@b");
         assert_eq!(redact_url("file:///tmp/x"), "file:///tmp/x");
+        assert_eq!(
+            redact_urls("pip -i https://u:pw@idx/simple x\nsee git+https://t@h/r.git"),
+            "pip -i https://u:-redacted-@idx/simple x\nsee git+https://-redacted-@h/r.git"
+        );
     }
 
     #[test]

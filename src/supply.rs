@@ -17,6 +17,7 @@ use crate::fsutil;
 use crate::installer::{self, Scratch};
 use crate::log;
 use crate::manifest::{self, Dependency};
+use crate::pip;
 use crate::python_version::{self, PythonChoice};
 use crate::relocate;
 use crate::slim;
@@ -58,6 +59,7 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
         Some(vendor_dir) => summary.time("scanning vendor/", || vendor::scan(vendor_dir))?,
         None => None,
     };
+    let pip = summary.time("scanning vendor/pip", || read_pip(&app, &stager.build_dir))?;
     let fingerprint = fingerprint(
         &buildpack,
         &settings,
@@ -66,6 +68,7 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
         &python,
         stager,
         vendored.as_ref(),
+        pip.as_ref(),
     );
 
     let env_dir = stager.env_dir();
@@ -115,6 +118,7 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
             &python,
             &settings,
             vendored.as_ref(),
+            pip.as_ref(),
             &mut summary,
         )?;
         match summary.time("saving the cache", || cache.save(&fingerprint, &env_dir)) {
@@ -168,9 +172,38 @@ fn build(
     python: &PythonChoice,
     settings: &Settings,
     vendored: Option<&vendor::Scan>,
+    pip: Option<&PipInputs>,
     summary: &mut Summary,
 ) -> Result<(), Error> {
     let work = cache.work_dir();
+    // Vendored pip files are checked first: a requirement never vendored fails before any
+    // download or solve.
+    let pip_section = match pip {
+        Some(PipInputs {
+            lines,
+            wheelhouse: Some(wheelhouse),
+        }) => {
+            log::step("Checking the vendored pip files");
+            summary.time("checking vendor/pip", || wheelhouse.check())?;
+            let section = environment::PipSection {
+                lines: wheelhouse.offline_lines(lines)?,
+                offline: true,
+            };
+            log::detail(&format!(
+                "{} files in vendor/pip; pip installs from them alone, with no index",
+                wheelhouse.distributions.len()
+            ));
+            Some(section)
+        }
+        Some(PipInputs { lines, .. }) => Some(environment::PipSection {
+            lines: lines
+                .iter()
+                .map(pip::requirements::Located::anchored)
+                .collect(),
+            offline: false,
+        }),
+        None => None,
+    };
     let scratch = Scratch::create(&work.join("scratch")).map_err(Error::io(&work))?;
     let local_channel = match vendored {
         Some(scan) => {
@@ -212,6 +245,7 @@ fn build(
         &stager.build_dir,
         &work.join("plan"),
         local_channel,
+        pip_section.as_ref(),
     )?;
     log::detail(&plan.summary);
     // Offline installs use the vendored channel alone; an explicit spec names its URLs.
@@ -242,6 +276,9 @@ fn build(
         pip_cache_dir: cache.pip_dir(),
         scratch: &scratch,
         offline: local_channel.is_some(),
+        pip_find_links: pip
+            .and_then(|pip| pip.wheelhouse.as_ref())
+            .map(|wheelhouse| wheelhouse.dir.clone()),
     };
     let env_dir = stager.env_dir();
     let runtime_dir = stager.runtime_env_dir();
@@ -303,6 +340,34 @@ fn warn_about_deprecation(manifest: &manifest::Manifest, dependency: &Dependency
     }
 }
 
+/// The pip section, read on every push (its `-r` files and `vendor/pip/` decide the cache as
+/// environment.yml does).
+pub(crate) struct PipInputs {
+    lines: Vec<pip::requirements::Located>,
+    wheelhouse: Option<pip::wheelhouse::Wheelhouse>,
+}
+
+fn read_pip(app: &App, build_dir: &Path) -> Result<Option<PipInputs>, Error> {
+    let Some(environment) = &app.environment else {
+        return Ok(None);
+    };
+    let written: Vec<String> = environment
+        .spec
+        .pip_requirements()
+        .map(str::to_string)
+        .collect();
+    if written.is_empty() {
+        return Ok(None);
+    }
+    let lines = pip::requirements::expand(&written, &environment.file_name, build_dir)?;
+    let wheelhouse = match &app.vendor_dir {
+        Some(vendor_dir) => pip::wheelhouse::scan(vendor_dir)?,
+        None => None,
+    };
+    Ok(Some(PipInputs { lines, wheelhouse }))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn fingerprint(
     buildpack: &Buildpack,
     settings: &Settings,
@@ -311,6 +376,7 @@ fn fingerprint(
     python: &PythonChoice,
     stager: &Stager,
     vendored: Option<&vendor::Scan>,
+    pip: Option<&PipInputs>,
 ) -> Fingerprint {
     let mut inputs = std::collections::BTreeMap::new();
     if let Some(environment) = &app.environment {
@@ -324,6 +390,24 @@ fn fingerprint(
             explicit.file_name.clone(),
             cache::sha256_bytes(&explicit.bytes),
         );
+    }
+    if let Some(pip) = pip {
+        // What `-r` files add; environment.yml's own lines are in its digest already.
+        let read: Vec<String> = pip
+            .lines
+            .iter()
+            .filter(|located| located.origin.contains(':'))
+            .map(|located| format!("{}\t{}", located.origin, located.text))
+            .collect();
+        if !read.is_empty() {
+            inputs.insert(
+                "the pip section's -r files".into(),
+                cache::sha256_bytes(read.join("\n").as_bytes()),
+            );
+        }
+        if let Some(wheelhouse) = &pip.wheelhouse {
+            inputs.insert("vendor/pip".into(), wheelhouse.digest.clone());
+        }
     }
     Fingerprint {
         buildpack_version: buildpack.version.clone(),

@@ -79,6 +79,10 @@ pub(crate) fn scan(vendor_dir: &Path) -> Result<Option<Scan>, VendorError> {
             let path = entry.path();
             let file_type = entry.file_type().map_err(at(&path))?;
             if file_type.is_dir() {
+                // pip's wheels and sdists have their own folder (`pip::wheelhouse`).
+                if directory == vendor_dir && entry.file_name() == "pip" {
+                    continue;
+                }
                 pending.push(path);
             } else if archive::is_package_file(&path) {
                 // A link could point anywhere on the staging machine; only regular files
@@ -240,6 +244,14 @@ pub(crate) struct VendorArgs {
     /// The conda to solve with (default: $CONDA_EXE, then `conda` on PATH).
     #[arg(long)]
     conda: Option<PathBuf>,
+    /// A Python with pip to fetch the pip requirements with (default: the solved
+    /// environment's, then `python3` on PATH). The wheels are for the app's platform either way.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// The stack the app stages on: `cflinuxfs4` allows wheels for its newer glibc (2.35).
+    /// By default the wheels suit both cflinuxfs3 and cflinuxfs4 (glibc 2.27).
+    #[arg(long, value_parser = ["cflinuxfs3", "cflinuxfs4"])]
+    stack: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -260,6 +272,8 @@ pub(crate) enum VendorCommandError {
     },
     #[error("{0}")]
     Download(#[from] download::DownloadError),
+    #[error("{0}")]
+    Pip(#[from] crate::pip::fetch::FetchError),
     #[error(
         "{url} has no checksum fragment (#md5 or #sha256:); write the spec with `conda list --explicit --md5`"
     )]
@@ -284,9 +298,27 @@ fn vendor(args: &VendorArgs) -> Result<(), VendorCommandError> {
         return Err(VendorCommandError::NotCondaApp(app_dir.clone()));
     }
     let app = crate::app::App::read(app_dir)?;
-    let urls = match &app.explicit_spec {
-        Some(explicit) => explicit.urls.clone(),
-        None => solve(args, &app, app_dir)?,
+    let scratch = tempfile_dir().map_err(|source| VendorCommandError::Io {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let result = vendor_into(args, &app, &scratch);
+    let _ = fs::remove_dir_all(&scratch);
+    result
+}
+
+fn vendor_into(
+    args: &VendorArgs,
+    app: &crate::app::App,
+    scratch: &Path,
+) -> Result<(), VendorCommandError> {
+    let app_dir = &args.app_dir;
+    // A pip line vendoring cannot serve fails before the (long) solve.
+    let pip_lines = pip_lines(app, app_dir)?;
+    crate::pip::fetch::refuse_direct(&pip_lines)?;
+    let (urls, prefix) = match &app.explicit_spec {
+        Some(explicit) => (explicit.urls.clone(), None),
+        None => solve(args, app, app_dir, scratch)?,
     };
     let vendor_dir = app_dir.join(crate::app::VENDOR_DIR);
     let mut wanted = Vec::new();
@@ -368,16 +400,101 @@ fn vendor(args: &VendorArgs) -> Result<(), VendorCommandError> {
             String::new()
         }
     );
-    if app
-        .environment
-        .as_ref()
-        .is_some_and(|environment| environment.spec.pip_requirements().next().is_some())
-    {
-        eprintln!(
-            "Note: the `pip:` requirements of environment.yml are not vendored; they still need a package index at staging."
-        );
+    vendor_pip(args, &pip_lines, prefix.as_deref(), scratch)
+}
+
+fn pip_lines(
+    app: &crate::app::App,
+    app_dir: &Path,
+) -> Result<Vec<crate::pip::requirements::Located>, VendorCommandError> {
+    let Some(environment) = &app.environment else {
+        return Ok(Vec::new());
+    };
+    let written: Vec<String> = environment
+        .spec
+        .pip_requirements()
+        .map(str::to_string)
+        .collect();
+    Ok(crate::pip::requirements::expand(
+        &written,
+        &environment.file_name,
+        app_dir,
+    )?)
+}
+
+/// The pip section's wheels into `vendor/pip/`, for the platform the app stages on.
+fn vendor_pip(
+    args: &VendorArgs,
+    lines: &[crate::pip::requirements::Located],
+    prefix: Option<&Path>,
+    scratch: &Path,
+) -> Result<(), VendorCommandError> {
+    let app_dir = &args.app_dir;
+    if lines.is_empty() {
+        // No pip section (any more): what vendor/pip holds is of no use.
+        let removed = crate::pip::fetch::sync(app_dir, &Default::default(), &Default::default())?;
+        if removed.removed > 0 {
+            println!("Removed {} pip files no longer needed", removed.removed);
+        }
+        return Ok(());
     }
+    let env_python = prefix
+        .map(|prefix| prefix.join("bin/python"))
+        .filter(|python| has_pip(python));
+    let runner = args
+        .python
+        .clone()
+        .or_else(|| env_python.clone())
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let version = python_version(env_python.as_ref().unwrap_or(&runner))?;
+    let target = crate::pip::fetch::Target::for_stack(args.stack.as_deref(), version);
+    println!("Vendoring the pip requirements for {target}");
+    let fetched =
+        crate::pip::fetch::fetch(app_dir, lines, &[runner.into_os_string()], &target, scratch)?;
+    println!(
+        "Vendored {} pip file{} ({}) into {}{}",
+        fetched.files,
+        if fetched.files == 1 { "" } else { "s" },
+        crate::log::format_size(fetched.bytes),
+        app_dir
+            .join(crate::app::VENDOR_DIR)
+            .join(crate::pip::wheelhouse::PIP_DIR)
+            .display(),
+        if fetched.removed > 0 {
+            format!("; removed {} no longer needed", fetched.removed)
+        } else {
+            String::new()
+        }
+    );
     Ok(())
+}
+
+fn has_pip(python: &Path) -> bool {
+    python.is_file()
+        && Command::new(python)
+            .args(["-m", "pip", "--version"])
+            .output()
+            .is_ok_and(|output| output.status.success())
+}
+
+/// `(major, minor)` of the Python the wheels are for.
+fn python_version(python: &Path) -> Result<(u32, u32), VendorCommandError> {
+    let output = Command::new(python)
+        .args(["-c", "import sys; print('%d %d' % sys.version_info[:2])"])
+        .output()
+        .map_err(|source| VendorCommandError::Io {
+            path: python.to_path_buf(),
+            source,
+        })?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut parts = text.split_whitespace().map(str::parse::<u32>);
+    match (parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) if output.status.success() => Ok((major, minor)),
+        _ => Err(VendorCommandError::Io {
+            path: python.to_path_buf(),
+            source: io::Error::other("it did not say its version; pass --python PATH"),
+        }),
+    }
 }
 
 fn matches_checksum(path: &Path, checksum: Checksum<'_>) -> bool {
@@ -392,35 +509,33 @@ fn matches_checksum(path: &Path, checksum: Checksum<'_>) -> bool {
 
 /// Solves the environment with the developer's conda into a throwaway prefix and returns its
 /// `conda list --explicit --md5` lines.
+/// Solves the environment with the developer's conda into a prefix in `scratch` and returns
+/// its `conda list --explicit --md5` lines and the prefix (whose pip fetches the wheels).
 fn solve(
     args: &VendorArgs,
     app: &crate::app::App,
     app_dir: &Path,
-) -> Result<Vec<String>, VendorCommandError> {
+    scratch: &Path,
+) -> Result<(Vec<String>, Option<PathBuf>), VendorCommandError> {
     let conda = args
         .conda
         .clone()
         .or_else(|| std::env::var_os("CONDA_EXE").map(PathBuf::from))
         .or_else(|| which::which("conda").ok())
         .ok_or(VendorCommandError::NoConda)?;
-    let scratch = tempfile_dir().map_err(|source| VendorCommandError::Io {
-        path: std::env::temp_dir(),
-        source,
-    })?;
     let prefix = scratch.join("env");
     let python = crate::python_version::decide(app).map_err(|error| VendorCommandError::Conda {
         command: "reading the Python version".into(),
         status: "invalid".into(),
         output: error.to_string(),
     })?;
-    let plan = crate::environment::plan(app, &python.choice, app_dir, &scratch, None).map_err(
-        |error| VendorCommandError::Io {
-            path: scratch.clone(),
+    let plan = crate::environment::plan(app, &python.choice, app_dir, scratch, None, None)
+        .map_err(|error| VendorCommandError::Io {
+            path: scratch.to_path_buf(),
             source: io::Error::other(error.to_string()),
-        },
-    )?;
+        })?;
     let crate::environment::Recipe::EnvironmentFile { file } = plan.recipe else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     };
     let run = |command: &mut Command| -> Result<String, VendorCommandError> {
         let described = crate::process::describe(command);
@@ -449,14 +564,14 @@ fn solve(
             .args(["list", "--explicit", "--md5", "-p"])
             .arg(&prefix))
     })();
-    let _ = fs::remove_dir_all(&scratch);
     let listing = result?;
-    Ok(listing
+    let urls = listing
         .lines()
         .map(str::trim)
         .filter(|line| line.contains("://"))
         .map(str::to_string)
-        .collect())
+        .collect();
+    Ok((urls, Some(prefix)))
 }
 
 fn tempfile_dir() -> io::Result<PathBuf> {

@@ -410,3 +410,230 @@ fn packaging_shows_progress_as_lines_in_a_pipeline_and_as_bars_on_a_terminal() {
         "a bar on a terminal: {text:?}"
     );
 }
+
+/// `(major, minor)` of the fixture conda's Python: what the pip index's wheels are built for.
+fn fixture_python() -> (u32, u32) {
+    let output = Command::new(support::FIXTURE_PYTHON)
+        .args([
+            "-c",
+            "import sys; print(sys.version_info[0], sys.version_info[1])",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut parts = text.split_whitespace().map(|part| part.parse().unwrap());
+    (parts.next().unwrap(), parts.next().unwrap())
+}
+
+fn pip_files(app: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(app.join("vendor/pip"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_vendored_app_with_pip_requirements_stages_offline_and_runs() {
+    if fixtures().info["skipped"].to_string().contains("pip") {
+        eprintln!("this machine's python has no pip for the fixture channel; nothing to test");
+        return;
+    }
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let zip = package(&server, dir.path(), &Packaging::cached());
+    let python = fixture_python();
+    let index = Server::start(&support::pip_index::build(dir.path(), python));
+    let app = support::pip_index::app(
+        dir.path(),
+        &format!("{}/simple", index.url()),
+        &format!("{}.{}", python.0, python.1),
+    );
+
+    // The developer vendors: wheels for Cloud Foundry's Linux and the environment's CPython,
+    // not for this machine (whose newer glibc would take the manylinux_2_35 wheel).
+    let conda = developer_conda(dir.path());
+    let vendored = vendor(&app, &conda, &server, dir.path());
+    let said = format!(
+        "{}{}",
+        stdout(&vendored),
+        String::from_utf8_lossy(&vendored.stderr)
+    );
+    assert!(vendored.status.success(), "{said}");
+    let cp = format!("cp{}{}", python.0, python.1);
+    assert_eq!(
+        pip_files(&app),
+        vec![
+            format!("fastcalc-1.0-{cp}-{cp}-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"),
+            "plainsdist-1.0.tar.gz".to_string(),
+            "tinydep-1.0-py3-none-any.whl".to_string(),
+        ],
+        "{said}"
+    );
+    for expected in [
+        &format!(
+            "Vendoring the pip requirements for Linux x86_64, CPython {}.{}",
+            python.0, python.1
+        ),
+        &format!("from {}/files/tinydep-1.0-py3-none-any.whl", index.url()),
+        "plainsdist>=1.0 has no wheel for Linux x86_64",
+        "vendored its sdist plainsdist-1.0.tar.gz",
+        "Vendored 3 pip files",
+    ] {
+        assert!(said.contains(expected), "missing {expected:?} in:\n{said}");
+    }
+
+    // Staging with the network cut: pip installs from vendor/pip alone, builds the sdist and
+    // the app itself (`-e .`), and neither index nor channel hears from it.
+    let requests_before = server.total_requests() + index.total_requests();
+    let cached = || {
+        let mut options = offline(&server);
+        options.cache = Some(dir.path().join("app-cache"));
+        options
+    };
+    let staging = stage(&app, &[&zip], &cached(), &dir.path().join("out"));
+    staging
+        .assert_success()
+        .assert_clean_log()
+        .assert_log_contains("-----> Checking the vendored pip files")
+        .assert_log_contains("3 files in vendor/pip; pip installs from them alone")
+        .assert_log_contains("pip's from vendor/pip");
+    assert_eq!(
+        server.total_requests() + index.total_requests(),
+        requests_before,
+        "staging reached the network"
+    );
+    let run = launch(&staging.droplet(), "python app.py", &[]);
+    assert!(
+        stdout(&run).contains("fastcalc manylinux2014 42 | built from its sdist | 10"),
+        "{}{}",
+        stdout(&run),
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    stage(&app, &[&zip], &cached(), &dir.path().join("out-again"))
+        .assert_success()
+        .assert_log_contains("-----> Restoring the conda environment from the cache");
+
+    // A requirement added after vendoring fails before conda runs, naming it and the fix.
+    fs::write(
+        app.join("requirements-extra.txt"),
+        "plainsdist>=1.0\nmissingproj==2.0\n",
+    )
+    .unwrap();
+    let missing = stage(
+        &app,
+        &[&zip],
+        &offline(&server),
+        &dir.path().join("out-missing"),
+    );
+    assert_eq!(missing.code, 223, "{}", missing.log);
+    missing
+        .assert_log_contains("A pip requirement is not in vendor/pip")
+        .assert_log_contains("requirements-extra.txt:2 requires `missingproj==2.0`")
+        .assert_log_contains("conda-buildpack vendor APP_DIR")
+        .assert_log_lacks("Installing the conda environment");
+
+    // A VCS requirement cannot be served offline: the line is named.
+    fs::write(
+        app.join("requirements-extra.txt"),
+        "plainsdist>=1.0\ngit+https://github.com/example/tool.git#egg=tool\n",
+    )
+    .unwrap();
+    let vcs = stage(
+        &app,
+        &[&zip],
+        &offline(&server),
+        &dir.path().join("out-vcs"),
+    );
+    assert_eq!(vcs.code, 223, "{}", vcs.log);
+    vcs.assert_log_contains("A pip requirement points at the network")
+        .assert_log_contains("`git+https://github.com/example/tool.git#egg=tool`");
+    // A wheel that would write outside the environment is refused before pip sees it.
+    let evil = app.join("vendor/pip/evil-1.0-py3-none-any.whl");
+    let mut writer = zip::ZipWriter::new(fs::File::create(&evil).unwrap());
+    writer
+        .start_file(
+            "../../../home/vcap/.profile",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+    writer.finish().unwrap();
+    fs::write(app.join("requirements-extra.txt"), "plainsdist>=1.0\n").unwrap();
+    let hostile = stage(
+        &app,
+        &[&zip],
+        &offline(&server),
+        &dir.path().join("out-evil"),
+    );
+    assert_eq!(hostile.code, 223, "{}", hostile.log);
+    hostile
+        .assert_log_contains("A vendored pip file is unsafe or broken")
+        .assert_log_contains("evil-1.0-py3-none-any.whl has an entry that escapes the package");
+    fs::remove_file(&evil).unwrap();
+    fs::write(
+        app.join("requirements-extra.txt"),
+        "plainsdist>=1.0\ngit+https://github.com/example/tool.git#egg=tool\n",
+    )
+    .unwrap();
+    // ...and vendoring refuses the VCS line before it solves anything.
+    let refused = vendor(&app, &conda, &server, dir.path());
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("requirements-extra.txt:2 has `git+https://github.com/example/tool.git#egg=tool`: a URL or VCS requirement cannot be vendored"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    // A dependency missing from vendor/pip: pip's own failure, explained.
+    fs::write(app.join("requirements-extra.txt"), "plainsdist>=1.0\n").unwrap();
+    fs::remove_file(app.join("vendor/pip/tinydep-1.0-py3-none-any.whl")).unwrap();
+    let transitive = stage(
+        &app,
+        &[&zip],
+        &offline(&server),
+        &dir.path().join("out-dep"),
+    );
+    assert_eq!(transitive.code, 223, "{}", transitive.log);
+    transitive
+        .assert_log_contains("A pip requirement is not in vendor/pip")
+        .assert_log_contains("it has no file for tinydep")
+        .assert_log_contains("conda-buildpack vendor APP_DIR");
+
+    // Vendoring again brings back what is needed and removes what no longer is.
+    fs::write(
+        app.join("requirements-extra.txt"),
+        "# nothing extra any more\n",
+    )
+    .unwrap();
+    let again = vendor(&app, &conda, &server, dir.path());
+    let said = stdout(&again);
+    assert!(
+        again.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(
+        said.contains("plainsdist-1.0.tar.gz removed: no longer needed"),
+        "{said}"
+    );
+    assert_eq!(
+        pip_files(&app),
+        vec![
+            format!("fastcalc-1.0-{cp}-{cp}-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"),
+            "tinydep-1.0-py3-none-any.whl".to_string(),
+        ]
+    );
+    // What pip installs from decides the cache, as environment.yml does.
+    stage(&app, &[&zip], &cached(), &dir.path().join("out-revendored"))
+        .assert_success()
+        .assert_log_contains("-----> Discarding cached environment:")
+        .assert_log_contains("the pip section's -r files removed")
+        .assert_log_contains("vendor/pip changed");
+}

@@ -233,7 +233,25 @@ fn the_vendored_offline_sample_stages_with_no_network() {
     let server = Server::start(&fixtures().dir);
     let cached = package(&server, dir.path(), &Packaging::cached());
     let app = sample_app("vendored-offline", dir.path());
-    support::vendor_as_developer(&app, &server, dir.path());
+    // The sample's pip requirement comes from a loopback index standing in for PyPI.
+    let index = Server::start(&support::pip_index::build(dir.path(), (3, 11)));
+    let conda = support::developer_conda(dir.path());
+    let vendored = support::vendor_command(&app, &conda, &server, dir.path())
+        .env("PIP_INDEX_URL", format!("{}/simple", index.url()))
+        .output()
+        .unwrap();
+    assert!(
+        vendored.status.success(),
+        "{}{}",
+        stdout(&vendored),
+        String::from_utf8_lossy(&vendored.stderr)
+    );
+    assert!(
+        app.join("vendor/pip/humanize-4.9.0-py3-none-any.whl")
+            .is_file(),
+        "{}",
+        stdout(&vendored)
+    );
     let mut options = StageOptions::with_channels(&server);
     options.no_network = true;
     let staging = stage(&app, &[&cached], &options, &dir.path().join("out"));
@@ -242,7 +260,7 @@ fn the_vendored_offline_sample_stages_with_no_network() {
         .assert_log_contains("-----> Indexing the vendored packages");
     let run = launch(&staging.droplet(), "python app.py --once", &[]);
     assert!(
-        stdout(&run).contains("offline app: numpy 1.26.4, total 6"),
+        stdout(&run).contains("offline app: numpy 1.26.4, total 6, 6.0 MB"),
         "{}{}",
         stdout(&run),
         String::from_utf8_lossy(&run.stderr)

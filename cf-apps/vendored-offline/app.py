@@ -1,13 +1,20 @@
-"""Runs on a foundation with no internet: every conda package comes from vendor/."""
+"""Runs on a foundation with no internet: every conda package comes from vendor/, and every
+pip package from vendor/pip."""
 import os
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import humanize
 import numpy as np
 
 
 def report():
-    return "offline app: numpy %s, total %s" % (np.__version__, np.array([1, 2, 3]).sum())
+    total = np.array([1, 2, 3]).sum()
+    return "offline app: numpy %s, total %s, %s" % (
+        np.__version__,
+        total,
+        humanize.naturalsize(int(total) * 1_000_000),
+    )
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -4,6 +4,7 @@
 //! a manifest pointing at that server, and `stage` / `launch` run as a user would.
 #![allow(dead_code)]
 
+pub(crate) mod pip_index;
 pub(crate) mod proxy;
 pub(crate) mod real_conda;
 pub(crate) mod server;
@@ -744,7 +745,13 @@ pub(crate) fn vendor(
     server: &Server,
     home: &Path,
 ) -> std::process::Output {
-    Command::new(BINARY)
+    vendor_command(app, conda, server, home).output().unwrap()
+}
+
+/// `conda-buildpack vendor` as a developer runs it, with the test's channels and pip cache.
+pub(crate) fn vendor_command(app: &Path, conda: &Path, server: &Server, home: &Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command
         .arg("vendor")
         .arg(app)
         .arg("--conda")
@@ -752,9 +759,9 @@ pub(crate) fn vendor(
         .env("CONDA_CHANNEL_ALIAS", server.url())
         .env("CONDA_DEFAULT_CHANNELS", format!("{}/main", server.url()))
         .env("CONDA_PKGS_DIRS", home.join("pkgs"))
-        .env("HOME", home)
-        .output()
-        .unwrap()
+        .env("PIP_CACHE_DIR", home.join("pip-cache"))
+        .env("HOME", home);
+    command
 }
 
 /// Zips a stand-in buildpack from `fixtures/buildpacks/<name>` with its Unix modes, as an

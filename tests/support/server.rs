@@ -206,9 +206,18 @@ fn handle(stream: TcpStream, root: &Path, state: &Mutex<State>, port: u16) -> st
             *byte ^= 0x5a;
         }
     }
+    // pip reads an index page only when it says it is HTML.
+    let content_type = if file
+        .extension()
+        .is_some_and(|extension| extension == "html")
+    {
+        "text/html"
+    } else {
+        "application/octet-stream"
+    };
     write!(
         stream,
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
     if method == "HEAD" {
@@ -247,6 +256,12 @@ fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
         root.join("installers").join(rest)
     } else {
         root.join("channels").join(relative)
+    };
+    // A folder answers with its index.html, as a PEP 503 simple index does.
+    let file = if file.is_dir() {
+        file.join("index.html")
+    } else {
+        file
     };
     file.is_file().then_some(file)
 }
