@@ -347,6 +347,15 @@ fn a_cached_buildpack_and_a_vendored_app_stage_with_the_network_cut() {
         },
     );
     let app = sample_app("flask-numpy", world.dir.path());
+    // With a pip section: a platform wheel that needs another, and an sdist-only project,
+    // from a loopback index; real pip 26.3 fetches them and installs them offline.
+    let index = Server::start(&support::pip_index::build(world.dir.path(), (3, 11)));
+    let mut environment = fs::read_to_string(app.join("environment.yml")).unwrap();
+    environment.push_str(&format!(
+        "  - pip\n  - pip:\n    - --index-url {}/simple\n    - fastcalc==1.0\n    - plainsdist\n",
+        index.url()
+    ));
+    fs::write(app.join("environment.yml"), environment).unwrap();
     let home = world.dir.path().join("developer");
     fs::create_dir_all(&home).unwrap();
     let conda = support::developer_conda_from(
@@ -371,8 +380,17 @@ fn a_cached_buildpack_and_a_vendored_app_stage_with_the_network_cut() {
         &options,
         &world.dir.path().join("offline"),
     );
-    staging.assert_success();
+    staging
+        .assert_success()
+        .assert_log_contains("3 files in vendor/pip; pip installs from them alone");
     assert!(run(&staging, WEB_REQUEST).contains("\"numpy\":\"2.2.6\""));
+    assert!(
+        run(
+            &staging,
+            "python -c 'import fastcalc, plainsdist; print(fastcalc.PLATFORM, fastcalc.answer(), plainsdist.GREETING)'"
+        )
+        .contains("manylinux2014 42 built from its sdist")
+    );
 }
 
 /// Anaconda's Terms of Service plugin, as Miniconda >= 25.5 ships it, in front of a `defaults`
