@@ -283,10 +283,19 @@ pub(crate) fn build(
     prefix: &Path,
     memory_limit_mib: Option<u64>,
     channels: &[Channel],
+    update: bool,
 ) -> Result<Built, EnvironmentError> {
     let mut command = conda.command();
     let solves = matches!(plan.recipe, Recipe::EnvironmentFile { .. });
     match &plan.recipe {
+        // The prefix holds the last environment: `--prune` removes what the file dropped.
+        Recipe::EnvironmentFile { file } if update => {
+            command
+                .args(["env", "update", "--prune", "-p"])
+                .arg(prefix)
+                .arg("-f")
+                .arg(file);
+        }
         Recipe::EnvironmentFile { file } => {
             command
                 .args(["env", "create", "-p"])

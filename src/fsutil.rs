@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -45,102 +45,10 @@ pub(crate) fn remove_if_exists(path: &Path) -> io::Result<()> {
     }
 }
 
-/// How a tree was reproduced.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TreeCopy {
-    pub(crate) files: u64,
-    pub(crate) bytes: u64,
-    pub(crate) linked: u64,
-    pub(crate) copied: u64,
-}
-
-/// Reproduces `source` at `target` (which must not exist): directories with their modes,
-/// symlinks as symlinks, regular files hard-linked when `prefer_links` and the file system
-/// allows it, copied otherwise (different file system, link limit, or links refused).
-pub(crate) fn reproduce_tree(
-    source: &Path,
-    target: &Path,
-    prefer_links: bool,
-) -> io::Result<TreeCopy> {
-    let mut stats = TreeCopy::default();
-    let mut links_work = prefer_links;
-    let root_metadata = fs::symlink_metadata(source)?;
-    fs::create_dir(target)?;
-    let mut pending: Vec<(PathBuf, PathBuf, u32)> = vec![(
-        source.to_path_buf(),
-        target.to_path_buf(),
-        root_metadata.mode(),
-    )];
-    let mut directories = Vec::new();
-    while let Some((from_dir, to_dir, mode)) = pending.pop() {
-        directories.push((to_dir.clone(), mode));
-        for entry in fs::read_dir(&from_dir)? {
-            let entry = entry?;
-            let from = entry.path();
-            let to = to_dir.join(entry.file_name());
-            let file_type = entry.file_type()?;
-            if file_type.is_dir() {
-                let metadata = entry.metadata()?;
-                fs::create_dir(&to)?;
-                pending.push((from, to, metadata.mode()));
-            } else if file_type.is_symlink() {
-                std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
-            } else if file_type.is_file() {
-                stats.files += 1;
-                let metadata = entry.metadata()?;
-                stats.bytes += metadata.len();
-                if links_work {
-                    match fs::hard_link(&from, &to) {
-                        Ok(()) => {
-                            stats.linked += 1;
-                            continue;
-                        }
-                        // Across file systems, past the link limit, or where links are
-                        // refused: fall back to copying for the rest of the tree.
-                        Err(error) if is_link_refusal(&error) => links_work = false,
-                        Err(error) => return Err(error),
-                    }
-                }
-                copy_file_preserving(&from, &to, &metadata)?;
-                stats.copied += 1;
-            }
-            // Sockets, fifos and devices have no place in an environment: skipped.
-        }
-    }
-    // Modes last, so a read-only directory does not stop its own filling.
-    for (directory, mode) in directories.into_iter().rev() {
-        fs::set_permissions(&directory, fs::Permissions::from_mode(mode & 0o7777))?;
-    }
-    Ok(stats)
-}
-
-fn is_link_refusal(error: &io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(libc::EXDEV | libc::EMLINK | libc::EPERM | libc::EACCES | libc::ENOTSUP)
-    )
-}
-
-/// Copies a file keeping its mode and modification time (the cache's integrity record
-/// compares both).
-pub(crate) fn copy_file_preserving(
-    from: &Path,
-    to: &Path,
-    metadata: &fs::Metadata,
-) -> io::Result<()> {
-    fs::copy(from, to)?;
-    fs::set_permissions(to, fs::Permissions::from_mode(metadata.mode() & 0o7777))?;
-    let modified = metadata.modified()?;
-    let file = fs::File::options().write(true).open(to)?;
-    file.set_modified(modified)?;
-    Ok(())
-}
-
-/// What the buildpack checks of a file before it reads it: its kind, size and permission bits.
+/// What the buildpack checks of a file before it reads it: its kind and size.
 pub(crate) struct FileStat {
     pub(crate) is_file: bool,
     pub(crate) len: u64,
-    pub(crate) mode: u32,
 }
 
 impl FileStat {
@@ -148,7 +56,6 @@ impl FileStat {
         Self {
             is_file: metadata.is_file(),
             len: metadata.len(),
-            mode: metadata.mode() & 0o7777,
         }
     }
 }
@@ -200,7 +107,6 @@ pub(crate) fn stat_at(
             Ok(FileStat {
                 is_file: mode & libc::S_IFMT == libc::S_IFREG,
                 len: statx.stx_size,
-                mode: mode & 0o7777,
             })
         }
         Err(_) => fs::symlink_metadata(path()).map(|metadata| FileStat::from_metadata(&metadata)),
@@ -222,23 +128,6 @@ pub(crate) fn digest_file(file: &fs::File) -> io::Result<String> {
         hasher.update(&buffer[..read]);
     }
     Ok(format!("{:032x}", hasher.digest128()))
-}
-
-/// [`digest_file`] of `name` in the open directory `dir`, without following a link.
-pub(crate) fn digest_at(dir: &fs::File, name: &str) -> io::Result<String> {
-    use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    digest_file(&fs::File::from(fd))
-}
-
-/// Hard-links `name` in the open directory `from` as `name` in the open directory `to`.
-pub(crate) fn hard_link_at(from: &fs::File, to: &fs::File, name: &str) -> io::Result<()> {
-    rustix::fs::linkat(from, name, to, name, rustix::fs::AtFlags::empty()).map_err(io::Error::from)
 }
 
 /// Bytes of the regular files in a tree, each inode counted once: what the tree costs on
@@ -413,54 +302,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
-
-    fn sample_tree(root: &Path) {
-        fs::create_dir_all(root.join("bin")).unwrap();
-        fs::create_dir_all(root.join("lib/python3.11")).unwrap();
-        fs::write(root.join("bin/tool"), b"#!/bin/sh\necho hi\n").unwrap();
-        fs::set_permissions(root.join("bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
-        fs::write(root.join("lib/python3.11/os.py"), vec![b'x'; 1000]).unwrap();
-        symlink("tool", root.join("bin/alias")).unwrap();
-    }
-
-    #[test]
-    fn trees_are_reproduced_with_links_modes_and_symlinks() {
-        let scratch = tempfile::tempdir().unwrap();
-        let source = scratch.path().join("source");
-        sample_tree(&source);
-        let target = scratch.path().join("target");
-        let stats = reproduce_tree(&source, &target, true).unwrap();
-        assert_eq!(stats.files, 2);
-        assert_eq!(stats.linked, 2);
-        assert_eq!(
-            fs::read_link(target.join("bin/alias")).unwrap(),
-            Path::new("tool")
-        );
-        let mode = fs::metadata(target.join("bin/tool")).unwrap().mode();
-        assert_eq!(mode & 0o777, 0o755);
-        assert_eq!(
-            fs::metadata(target.join("bin/tool")).unwrap().ino(),
-            fs::metadata(source.join("bin/tool")).unwrap().ino()
-        );
-        // Shared inodes count once.
-        assert_eq!(tree_size(scratch.path()).unwrap(), 1000 + 18);
-    }
-
-    #[test]
-    fn copies_keep_mode_and_mtime() {
-        let scratch = tempfile::tempdir().unwrap();
-        let source = scratch.path().join("source");
-        sample_tree(&source);
-        let target = scratch.path().join("target");
-        let stats = reproduce_tree(&source, &target, false).unwrap();
-        assert_eq!(stats.copied, 2);
-        let before = fs::metadata(source.join("bin/tool")).unwrap();
-        let after = fs::metadata(target.join("bin/tool")).unwrap();
-        assert_ne!(before.ino(), after.ino());
-        assert_eq!(before.modified().unwrap(), after.modified().unwrap());
-        assert_eq!(after.mode() & 0o777, 0o755);
-    }
 
     #[test]
     fn tree_size_counts_shared_inodes_once_across_threads() {

@@ -73,14 +73,18 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
 
     let env_dir = stager.env_dir();
     fsutil::remove_if_exists(&env_dir).map_err(Error::io(&env_dir))?;
+    // A changed environment.yml is solved by `conda env update` on the last environment:
+    // only what changed is downloaded and linked. An explicit spec, or anything else that
+    // changed (buildpack, stack, installer, settings), starts from nothing.
+    let mut update = false;
     let restored = match cache.restore(&fingerprint, &env_dir) {
         Restore::Restored(stats) => {
             log::step("Restoring the conda environment from the cache");
             log::detail(&format!(
-                "{} files, {} {} in {}",
+                "{} files, {} unpacked from a {} archive in {}",
                 stats.files,
                 log::format_size(stats.bytes),
-                if stats.linked { "linked" } else { "copied" },
+                log::format_size(stats.archive_bytes),
                 log::format_duration(stats.duration)
             ));
             summary.record("restoring the environment", stats.duration);
@@ -92,8 +96,10 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
             false
         }
         Restore::Stale(reasons) => {
+            update = app.explicit_spec.is_none() && cache.has_starting_point_for(&fingerprint);
             log::step(&format!(
-                "Discarding cached environment: {}",
+                "{} cached environment: {}",
+                if update { "Updating the" } else { "Discarding" },
                 reasons.join("; ")
             ));
             summary.cache = CacheOutcome::Miss(reasons.join("; "));
@@ -119,6 +125,7 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
             &settings,
             vendored.as_ref(),
             pip.as_ref(),
+            update.then_some(&fingerprint),
             &mut summary,
         )?;
         match summary.time("saving the cache", || cache.save(&fingerprint, &env_dir)) {
@@ -153,10 +160,7 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
         installer: dependency.to_string(),
         variables: &variables,
     })?;
-    if !restored {
-        cache.prune_packages(&facts.dists);
-    }
-    summary.cache_size = cache.prune(&dependency.sha256);
+    summary.cache_size = cache.prune();
     summary.print(&facts, &stager.deps_idx(), started.elapsed());
     Ok(())
 }
@@ -173,6 +177,7 @@ fn build(
     settings: &Settings,
     vendored: Option<&vendor::Scan>,
     pip: Option<&PipInputs>,
+    update_from_cache: Option<&Fingerprint>,
     summary: &mut Summary,
 ) -> Result<(), Error> {
     let work = cache.work_dir();
@@ -222,17 +227,6 @@ fn build(
     let (installer_file, _origin) = summary.time("obtaining the installer", || {
         installer::obtain(dependency, &buildpack.dir, &cache.installers_dir())
     })?;
-    let damaged = cache.drop_damaged_packages();
-    if !damaged.is_empty() {
-        log::warning(&format!(
-            "Discarding {} damaged package{} from conda's package cache ({}); conda unpacks \
-             or downloads {} again.",
-            damaged.len(),
-            if damaged.len() == 1 { "" } else { "s" },
-            damaged.join(", "),
-            if damaged.len() == 1 { "it" } else { "them" }
-        ));
-    }
     let base = work.join("base");
     let conda_executable = summary.time("running the installer", || {
         installer::install(dependency, &installer_file, &base, &scratch)
@@ -286,12 +280,29 @@ fn build(
     if build_prefix != env_dir {
         fsutil::remove_if_exists(&build_prefix).map_err(Error::io(&build_prefix))?;
     }
+    let mut updating = false;
+    if let Some(fingerprint) = update_from_cache {
+        if let Some(parent) = build_prefix.parent() {
+            std::fs::create_dir_all(parent).map_err(Error::io(parent))?;
+        }
+        if let Some(stats) = cache.restore_starting_point(fingerprint, &build_prefix) {
+            summary.record("restoring the last environment", stats.duration);
+            log::detail(&format!(
+                "Starting from the last environment ({} files in {}): conda adds, removes and \
+                 changes only what differs",
+                stats.files,
+                log::format_duration(stats.duration)
+            ));
+            updating = true;
+        }
+    }
     let built = environment::build(
         &conda,
         &plan,
         &build_prefix,
         settings.memory_limit_mib,
         &channels,
+        updating,
     )?;
     summary.record("building the environment", built.duration);
     summary.conda_peak_memory_kib = built.peak_memory_kib;

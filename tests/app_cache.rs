@@ -129,7 +129,7 @@ fn an_unchanged_push_restores_the_environment_without_conda() {
 }
 
 #[test]
-fn a_changed_environment_is_rebuilt_with_the_reason_and_nothing_downloaded_twice() {
+fn a_changed_environment_is_updated_from_the_last_one_and_nothing_downloaded_twice() {
     let world = World::new("numpy-web");
     world.push("first").assert_success();
     let environment = world.app.join("environment.yml");
@@ -143,8 +143,10 @@ fn a_changed_environment_is_rebuilt_with_the_reason_and_nothing_downloaded_twice
     let second = world.push("second");
     second
         .assert_success()
-        .assert_log_contains("-----> Discarding cached environment: environment.yml changed")
-        .assert_log_contains("Using Miniforge3-24.7.1-0-Linux-x86_64.sh from the app cache");
+        .assert_log_contains("-----> Updating the cached environment: environment.yml changed")
+        .assert_log_contains("Starting from the last environment (")
+        .assert_log_lacks("Discarding");
+    // Only the added package (and what it needs) is fetched: the rest is in the environment.
     for (path, count) in world.server.package_downloads() {
         assert_eq!(count, 1, "{path} was downloaded {count} times");
     }
@@ -156,14 +158,9 @@ fn a_changed_environment_is_rebuilt_with_the_reason_and_nothing_downloaded_twice
             .any(|path| path.contains("scipy")),
         "scipy was fetched"
     );
-    assert_eq!(
-        world.server.requests_ending_with(".sh"),
-        1,
-        "the installer came from the cache"
-    );
     let run = launch(
         &second.droplet(),
-        "python -c 'import scipy; print(scipy.__version__)'",
+        "python -c 'import scipy, pandas; print(scipy.__version__)'",
         &[],
     );
     assert!(
@@ -171,6 +168,28 @@ fn a_changed_environment_is_rebuilt_with_the_reason_and_nothing_downloaded_twice
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    world.assert_app_works(&second);
+
+    // Taking the package out again removes it (`--prune`), still from the last environment.
+    fs::write(
+        &environment,
+        fs::read_to_string(&environment)
+            .unwrap()
+            .replace("  - scipy\n", ""),
+    )
+    .unwrap();
+    let third = world.push("third");
+    third
+        .assert_success()
+        .assert_log_contains("-----> Updating the cached environment: environment.yml changed");
+    let run = launch(
+        &third.droplet(),
+        "python -c 'import scipy' 2>&1; python -c 'import pandas; print(\"pandas ok\")'",
+        &[],
+    );
+    let output = stdout(&run);
+    assert!(output.contains("No module named 'scipy'"), "{output}");
+    assert!(output.contains("pandas ok"), "{output}");
 }
 
 #[test]
@@ -204,23 +223,26 @@ fn a_new_buildpack_version_or_stack_rebuilds() {
 fn a_damaged_cache_is_discarded_with_a_warning_and_staging_succeeds() {
     type Damage = fn(&Path);
     let damages: [(&str, Damage); 5] = [
-        ("a file truncated", |entry| {
-            let file = entry.join("tree/lib/python3.11/site-packages/numpy/__init__.py");
+        ("the archive truncated", |entry| {
+            let file = entry.join("environment.tar.zst");
+            let size = fs::metadata(&file).unwrap().len();
             fs::OpenOptions::new()
                 .write(true)
                 .open(&file)
                 .unwrap()
-                .set_len(3)
+                .set_len(size / 2)
                 .unwrap();
         }),
-        ("a file deleted", |entry| {
-            fs::remove_file(entry.join("tree/bin/f2py")).unwrap()
+        ("the archive deleted", |entry| {
+            fs::remove_file(entry.join("environment.tar.zst")).unwrap()
         }),
-        ("a file edited", |entry| {
-            let file = entry.join("tree/conda-meta/history");
-            let text = fs::read_to_string(&file).unwrap();
+        ("the archive edited", |entry| {
+            let file = entry.join("environment.tar.zst");
+            let mut bytes = fs::read(&file).unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x5a;
             std::thread::sleep(Duration::from_millis(20));
-            fs::write(&file, text.replace('a', "b")).unwrap();
+            fs::write(&file, bytes).unwrap();
         }),
         ("the metadata edited", |entry| {
             let file = entry.join("metadata.json");

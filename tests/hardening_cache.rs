@@ -179,7 +179,7 @@ fn stagings_killed_at_random_points_never_break_the_next_push() {
 }
 
 #[test]
-fn a_damaged_entry_is_rebuilt_and_a_damaged_installer_downloaded_again() {
+fn a_damaged_entry_is_rebuilt_from_scratch_with_the_reason() {
     type Damage = fn(&World);
     let damages: [(&str, Damage, &str); 5] = [
         (
@@ -193,29 +193,25 @@ fn a_damaged_entry_is_rebuilt_and_a_damaged_installer_downloaded_again() {
             "its metadata is not valid",
         ),
         (
-            "tree deleted",
-            |world| fs::remove_dir_all(world.entry().join("tree")).unwrap(),
-            "is missing",
+            "archive deleted",
+            |world| fs::remove_file(world.entry().join("environment.tar.zst")).unwrap(),
+            "its archive is missing",
         ),
         (
-            "a directory replaced by a link out",
+            "the archive replaced by a link out",
             |world| {
-                let numpy = world
-                    .entry()
-                    .join("tree/lib/python3.11/site-packages/numpy");
-                fs::remove_dir_all(&numpy).unwrap();
-                std::os::unix::fs::symlink("/usr/lib", &numpy).unwrap();
+                let archive = world.entry().join("environment.tar.zst");
+                fs::remove_file(&archive).unwrap();
+                std::os::unix::fs::symlink("/usr/bin/env", &archive).unwrap();
             },
-            "lib/python3.11/site-packages/numpy is missing",
+            "(truncated or replaced)",
         ),
         (
             "an entry left half-written by a killed save",
             |world| {
-                let incoming = world
-                    .cache_dir()
-                    .join("environment/.incoming-4242/tree/bin");
+                let incoming = world.cache_dir().join("environment/.incoming-4242");
                 fs::create_dir_all(&incoming).unwrap();
-                fs::write(incoming.join("python"), "half").unwrap();
+                fs::write(incoming.join("environment.tar.zst"), "half").unwrap();
                 fs::remove_file(world.entry().join("metadata.json")).unwrap();
             },
             "its metadata is unreadable",
@@ -241,84 +237,62 @@ fn a_damaged_entry_is_rebuilt_and_a_damaged_installer_downloaded_again() {
             "{name}: the half-written entry stays"
         );
     }
-
-    // The cached installer is checked before it is run: a truncated one is fetched again.
-    let installer = fs::read_dir(world.cache_dir().join("installers"))
-        .unwrap()
-        .flatten()
-        .flat_map(|dir| fs::read_dir(dir.path()).unwrap().flatten())
-        .map(|file| file.path())
-        .next()
-        .expect("the installer is cached");
-    let length = fs::metadata(&installer).unwrap().len();
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&installer)
-        .unwrap()
-        .set_len(length / 2)
-        .unwrap();
-    world.use_environment(true);
-    let requests = world.server.requests_ending_with(".sh");
-    let staging = world.push("installer-damaged");
-    staging
-        .assert_success()
-        .assert_log_contains("does not match its sha256; downloading it again")
-        .assert_log_contains("Download [");
-    assert_eq!(world.server.requests_ending_with(".sh"), requests + 1);
-    assert_eq!(fs::metadata(&installer).unwrap().len(), length);
-    world.assert_app_works(&staging, true);
 }
 
-/// Damage to conda's package cache (CACHE/pkgs), which conda itself trusts: a package whose
-/// extracted files were truncated or deleted is dropped before conda runs, so the
-/// environment is built from sound files.
+/// The cache is gzipped and shipped twice on every push: after one it holds the
+/// environment's archive and its record, and nothing an older buildpack kept (installers,
+/// conda's package cache) survives the next push.
 #[test]
-fn damaged_packages_in_condas_cache_are_dropped_before_conda_sees_them() {
+fn the_cache_holds_the_environments_archive_and_nothing_else() {
     let world = World::new();
     world.use_environment(false);
     world.push("first").assert_success();
-    let pkgs = world.cache_dir().join("pkgs");
-    let numpy = extracted(&pkgs, "numpy-");
-    let init = numpy.join("lib/python3.11/site-packages/numpy/__init__.py");
-    fs::write(&init, "raise ImportError('damaged cache')\n").unwrap();
-    let pandas = extracted(&pkgs, "pandas-");
-    remove_first_file(&pandas.join("lib"));
-    // A different environment: conda runs, with numpy and pandas from its cache.
-    world.use_environment(true);
-    let staging = world.push("second");
-    staging
+    let entry = world.entry();
+    let mut files = cache_files(&world.cache_dir());
+    files.sort();
+    let name = entry.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(
+        files,
+        [
+            format!("environment/{name}/environment.tar.zst"),
+            format!("environment/{name}/metadata.json"),
+        ]
+    );
+    for old in [
+        "installers/0123/Miniforge3.sh",
+        "pkgs/numpy-1.26.4-0/info/index.json",
+    ] {
+        let path = world.cache_dir().join(old);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, "left by an older buildpack").unwrap();
+    }
+    let second = world.push("second");
+    second
         .assert_success()
-        .assert_log_contains("Discarding 2 damaged packages from conda's package cache");
-    world.assert_app_works(&staging, true);
+        .assert_log_contains("-----> Restoring the conda environment from the cache");
+    let mut after = cache_files(&world.cache_dir());
+    after.sort();
+    assert_eq!(after, files);
 }
 
-fn extracted(pkgs: &Path, prefix: &str) -> PathBuf {
-    fs::read_dir(pkgs)
-        .unwrap()
-        .flatten()
-        .map(|entry| entry.path())
-        .find(|path| {
-            path.is_dir()
-                && path
-                    .file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with(prefix)
-        })
-        .unwrap_or_else(|| panic!("no extracted {prefix}* in {}", pkgs.display()))
-}
-
-fn remove_first_file(dir: &Path) {
-    let mut pending = vec![dir.to_path_buf()];
+fn cache_files(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
         for entry in fs::read_dir(&dir).unwrap().flatten() {
             if entry.file_type().unwrap().is_dir() {
                 pending.push(entry.path());
             } else {
-                fs::remove_file(entry.path()).unwrap();
-                return;
+                found.push(
+                    entry
+                        .path()
+                        .strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
             }
         }
     }
-    panic!("no file under {}", dir.display());
+    found
 }
