@@ -33,10 +33,16 @@ pub(crate) struct Slimmed {
     pub(crate) bytes: u64,
 }
 
-/// Slims the environment at `env` in place and writes `SLIM_LIST`.
+/// Slims the environment at `env` in place and writes `SLIM_LIST`. An environment updated
+/// from a slimmed one keeps its earlier list, which this run's lines are added to; the
+/// returned totals are this run's.
 pub(crate) fn slim(env: &Path) -> io::Result<Slimmed> {
+    let earlier = recorded(env).unwrap_or_default();
+    let earlier_lines: Vec<String> = fs::read_to_string(env.join(SLIM_LIST))
+        .map(|text| text.lines().skip(1).map(str::to_string).collect())
+        .unwrap_or_default();
     let mut totals = Slimmed::default();
-    let mut lines = Vec::new();
+    let mut lines = earlier_lines;
     for dir in removable_dirs(env)? {
         let (files, bytes) = count_tree(&dir)?;
         fsutil::remove_if_exists(&dir)?;
@@ -56,7 +62,9 @@ pub(crate) fn slim(env: &Path) -> io::Result<Slimmed> {
     }
     let mut text = format!(
         "# conda buildpack: {} files removed, {} files stripped of symbols, {} bytes saved\n",
-        totals.removed_files, totals.stripped_files, totals.bytes
+        earlier.removed_files + totals.removed_files,
+        earlier.stripped_files + totals.stripped_files,
+        earlier.bytes + totals.bytes
     );
     for line in lines {
         text.push_str(&line);
@@ -575,6 +583,34 @@ mod tests {
             assert_eq!(answer(), 42);
             libc::dlclose(handle);
         }
+    }
+
+    #[test]
+    fn an_updated_environment_keeps_the_record_of_what_went_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path();
+        let docs = env.join("share/doc/numpy");
+        fs::create_dir_all(&docs).unwrap();
+        fs::write(docs.join("README"), "12345").unwrap();
+        let first = slim(env).unwrap();
+        assert_eq!((first.removed_files, first.bytes), (1, 5));
+        // conda updates it and a new package brings documentation of its own.
+        let docs = env.join("share/man/man1");
+        fs::create_dir_all(&docs).unwrap();
+        fs::write(docs.join("pandas.1"), "123").unwrap();
+        let second = slim(env).unwrap();
+        assert_eq!((second.removed_files, second.bytes), (1, 3));
+        assert_eq!(
+            recorded(env),
+            Some(Slimmed {
+                removed_files: 2,
+                stripped_files: 0,
+                bytes: 8
+            })
+        );
+        let list = fs::read_to_string(env.join(SLIM_LIST)).unwrap();
+        assert!(list.contains("removed share/doc"), "{list}");
+        assert!(list.contains("removed share/man"), "{list}");
     }
 
     #[test]

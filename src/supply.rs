@@ -296,14 +296,33 @@ fn build(
             updating = true;
         }
     }
-    let built = environment::build(
-        &conda,
-        &plan,
-        &build_prefix,
-        settings.memory_limit_mib,
-        &channels,
-        updating,
-    )?;
+    let build_with = |update: bool| {
+        environment::build(
+            &conda,
+            &plan,
+            &build_prefix,
+            settings.memory_limit_mib,
+            &channels,
+            update,
+        )
+    };
+    let built = match build_with(updating) {
+        // A failure conda would also give a fresh build (a missing package, no network) is
+        // the user's to fix; one only the update meets must not cost them the push.
+        Err(environment::EnvironmentError::Conda {
+            kind: environment::FailureKind::Other,
+            output,
+            ..
+        }) if updating => {
+            log::warning(&format!(
+                "conda could not update the last environment ({}); building it from nothing.",
+                output.first().map_or("no error text", String::as_str)
+            ));
+            fsutil::remove_if_exists(&build_prefix).map_err(Error::io(&build_prefix))?;
+            build_with(false)?
+        }
+        result => result?,
+    };
     summary.record("building the environment", built.duration);
     summary.conda_peak_memory_kib = built.peak_memory_kib;
 

@@ -633,7 +633,7 @@ fn a_vendored_app_with_pip_requirements_stages_offline_and_runs() {
     // What pip installs from decides the cache, as environment.yml does.
     stage(&app, &[&zip], &cached(), &dir.path().join("out-revendored"))
         .assert_success()
-        .assert_log_contains("-----> Discarding cached environment:")
+        .assert_log_contains("-----> Updating the cached environment:")
         .assert_log_contains("the pip section's -r files removed")
         .assert_log_contains("vendor/pip changed");
 }

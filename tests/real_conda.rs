@@ -83,7 +83,7 @@ const WEB_REQUEST: &str =
     "python -c \"import app; print(app.app.test_client().get('/').get_data(as_text=True))\"";
 
 #[test]
-fn the_flask_numpy_sample_stages_restages_from_the_cache_and_rebuilds_when_changed() {
+fn the_flask_numpy_sample_stages_restages_from_the_cache_and_is_updated_when_changed() {
     let Some(world) = RealConda::new() else {
         return;
     };
@@ -105,7 +105,8 @@ fn the_flask_numpy_sample_stages_restages_from_the_cache_and_rebuilds_when_chang
         .assert_log_lacks("Solving environment");
     assert!(run(&second, WEB_REQUEST).contains("\"mean\":3.0"));
 
-    // A package added: rebuilt with the reason, and the app gets it.
+    // A package added: real conda updates the last environment, fetching only what it adds,
+    // and the app gets it.
     let environment = fs::read_to_string(app.join("environment.yml")).unwrap();
     fs::write(
         app.join("environment.yml"),
@@ -115,7 +116,12 @@ fn the_flask_numpy_sample_stages_restages_from_the_cache_and_rebuilds_when_chang
     let third = world.push(&app, "third");
     third
         .assert_success()
-        .assert_log_contains("Discarding cached environment: environment.yml changed");
+        .assert_clean_log()
+        .assert_log_contains("-----> Updating the cached environment: environment.yml changed")
+        .assert_log_contains("Starting from the last environment (");
+    for (path, count) in world.server.package_downloads() {
+        assert_eq!(count, 1, "{path} was downloaded {count} times");
+    }
     assert!(
         run(
             &third,
@@ -123,6 +129,22 @@ fn the_flask_numpy_sample_stages_restages_from_the_cache_and_rebuilds_when_chang
         )
         .contains("3.1.1")
     );
+    assert!(run(&third, WEB_REQUEST).contains("\"mean\":3.0"));
+
+    // Taken out again: `conda env update --prune` removes it, and the rest still works.
+    fs::write(app.join("environment.yml"), &environment).unwrap();
+    let fourth = world.push(&app, "fourth");
+    fourth
+        .assert_success()
+        .assert_log_contains("-----> Updating the cached environment: environment.yml changed");
+    assert!(
+        run(
+            &fourth,
+            "python -c 'import pandas' 2>&1 || echo pandas is gone"
+        )
+        .contains("pandas is gone")
+    );
+    assert!(run(&fourth, WEB_REQUEST).contains("\"numpy\":\"2.2.6\""));
 }
 
 #[test]

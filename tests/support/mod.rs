@@ -767,9 +767,16 @@ pub(crate) fn vendor_command(app: &Path, conda: &Path, server: &Server, home: &P
 /// Zips a stand-in buildpack from `fixtures/buildpacks/<name>` with its Unix modes, as an
 /// operator's buildpack zip would carry them.
 pub(crate) fn standin_buildpack(name: &str, into: &Path) -> PathBuf {
-    use std::os::unix::fs::MetadataExt;
     let source = repo().join("fixtures/buildpacks").join(name);
     let target = into.join(format!("{name}.zip"));
+    zip_buildpack_dir(&source, &target);
+    target
+}
+
+/// Zips the buildpack folder `source` into `target` with its files' Unix modes.
+pub(crate) fn zip_buildpack_dir(source: &Path, target: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let source = source.to_path_buf();
     let mut writer = zip::ZipWriter::new(fs::File::create(&target).unwrap());
     let mut pending = vec![source.clone()];
     let mut files = Vec::new();
@@ -795,7 +802,6 @@ pub(crate) fn standin_buildpack(name: &str, into: &Path) -> PathBuf {
         writer.write_all(&fs::read(&file).unwrap()).unwrap();
     }
     writer.finish().unwrap();
-    target
 }
 
 /// One push of a fixture app through a freshly packaged buildpack against a fresh fixture

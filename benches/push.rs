@@ -1,0 +1,289 @@
+//! The push benchmark (issue 13): what a `cf push` costs on Cloud Foundry's real builder,
+//! Diego's cache round trip included (the builder gzips the droplet and the whole cache dir;
+//! `stage` ships the cache back as a tgz before the next push), with real conda 26.7.1 and
+//! the numpy + scipy + pandas + scikit-learn + flask app. Side by side in one run:
+//!
+//! - this buildpack (the cached zip): a cold push, a warm push (a code change), and a push
+//!   that adds one package to environment.yml;
+//! - python-buildpack's method, as a stand-in buildpack doing what its conda path does (the
+//!   installer into the deps dir, `conda env update -n dep_env`, the `envs` folder copied
+//!   into the cache and moved back and `sed`-relocated on the next push), with the same
+//!   installer and channel;
+//! - the floor: a buildpack that only copies the finished environment into the deps dir and
+//!   keeps no cache, so the builder packs the same droplet and nothing else happens.
+//!
+//! It prints each time, the cache's bytes after a push against the environment's bytes, and
+//! the ratios the issue sets goals for. Needs `../shared/real`.
+//!
+//! `cargo bench --bench push` (or `ci/benchmark --push`). `cargo test --all-targets` builds
+//! it and runs it without `--bench`: it then returns at once.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::real_conda::{self, Miniconda};
+use support::{Packaging, Server, StageOptions, Staging, package, scratch, stage};
+
+const ENVIRONMENT: &str = "channels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy\n  - scipy\n  - pandas\n  - scikit-learn\n  - flask\n";
+/// The one package the third push adds: in the channel, not yet in the environment.
+const ADDED: &str = "cloudpickle";
+
+/// python-buildpack's conda path (`src/python/conda/conda.go`), for the same installer.
+const PYTHON_BUILDPACK_SUPPLY: &str = r#"#!/usr/bin/env bash
+set -euo pipefail
+build=$1 cache=$2 deps=$3 idx=$4
+buildpack=$(cd "$(dirname "$0")/.." && pwd)
+home="$deps/$idx/conda"
+echo "-----> Supplying conda"
+bash "$buildpack/installer.sh" -b -p "$home" >/dev/null
+if [ -d "$cache/envs" ]; then
+  echo "-----> Restoring conda cache"
+  old=$(cat "$cache/conda_prefix")
+  mv "$cache/envs" "$home/envs"
+  grep -rlI "$old" "$home/envs" | xargs -r sed -i "s|$old|$home|g"
+fi
+echo "-----> Installing conda environment from environment.yml"
+"$home/bin/conda" env update --quiet -n dep_env -f "$build/environment.yml"
+"$home/bin/conda" clean -pt -y >/dev/null
+echo "-----> Saving conda cache"
+rm -rf "$cache/envs"
+cp -a "$home/envs" "$cache/envs"
+echo "$home" > "$cache/conda_prefix"
+"#;
+
+/// Copies the finished environment into place: the least any buildpack can do.
+const FLOOR_SUPPLY: &str = r#"#!/usr/bin/env bash
+set -euo pipefail
+mkdir -p "$3/$4"
+cp -a "$FLOOR_ENVIRONMENT" "$3/$4/conda-env"
+"#;
+
+fn main() {
+    if !std::env::args().any(|arg| arg == "--bench") {
+        return;
+    }
+    let Some(world) = real_conda::world() else {
+        return;
+    };
+    support::world::use_the_real_platform();
+    let dir = scratch();
+    let server = Server::start(world);
+    let ours = package(
+        &server,
+        &dir.path().join("ours"),
+        &Packaging {
+            cached: true,
+            ..real_conda::packaging(&server, dir.path(), Miniconda::Plain)
+        },
+    );
+    let app = dir.path().join("pydata");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(app.join("environment.yml"), ENVIRONMENT).unwrap();
+    fs::write(app.join("Procfile"), "web: python -m flask run\n").unwrap();
+    fs::write(app.join("app.py"), "print('hello')\n").unwrap();
+
+    let visible = support::container_visible_dir();
+    let peer = stand_in(
+        dir.path(),
+        "python-buildpack-method",
+        PYTHON_BUILDPACK_SUPPLY,
+        Some(&world.join("installers").join(real_conda::MINIFORGE)),
+    );
+    let floor = stand_in(dir.path(), "floor", FLOOR_SUPPLY, None);
+
+    let push = |name: &str, zip: &Path, cache: &Path, env: &[(&str, String)]| {
+        let mut options = StageOptions::with_channels(&server).cache(cache);
+        for (key, value) in env {
+            options = options.env(key, value);
+        }
+        let started = Instant::now();
+        let staging = stage(&app, &[zip], &options, &dir.path().join(name));
+        let elapsed = started.elapsed();
+        staging.assert_success();
+        (elapsed, staging)
+    };
+    let ours_cache = dir.path().join("ours-cache");
+    let peer_cache = dir.path().join("peer-cache");
+
+    eprintln!("cold pushes...");
+    let (ours_cold, ours_cold_staging) = push("ours-cold", &ours, &ours_cache, &[]);
+    let (peer_cold, peer_cold_staging) = push("peer-cold", &peer, &peer_cache, &[]);
+    let ours_cache_bytes = tree_bytes(&ours_cache);
+    let peer_cache_bytes = tree_bytes(&peer_cache);
+    let environment_bytes = environment_bytes(&ours_cold_staging);
+    let peer_environment_bytes = environment_bytes_at(&peer_cold_staging, "deps/0/conda/envs/");
+
+    // The floor packs the very environment this buildpack made.
+    let floor_env = visible.path().join("floor-env");
+    unpack_environment(&ours_cold_staging.droplet(), &floor_env);
+    let floor_cache = dir.path().join("floor-cache");
+    let (floor_time, _) = push(
+        "floor",
+        &floor,
+        &floor_cache,
+        &[("FLOOR_ENVIRONMENT", floor_env.display().to_string())],
+    );
+
+    eprintln!("warm pushes...");
+    fs::write(app.join("app.py"), "print('hello again')\n").unwrap();
+    let (ours_warm, _) = push("ours-warm", &ours, &ours_cache, &[]);
+    let (peer_warm, _) = push("peer-warm", &peer, &peer_cache, &[]);
+
+    eprintln!("pushes that add {ADDED}...");
+    fs::write(
+        app.join("environment.yml"),
+        format!("{ENVIRONMENT}  - {ADDED}\n"),
+    )
+    .unwrap();
+    let (ours_changed, ours_changed_staging) = push("ours-changed", &ours, &ours_cache, &[]);
+    ours_changed_staging.assert_log_contains("Updating the cached environment");
+    let (peer_changed, _) = push("peer-changed", &peer, &peer_cache, &[]);
+
+    let seconds = |duration: Duration| duration.as_secs_f64();
+    let mib = |bytes: u64| bytes as f64 / 1024.0 / 1024.0;
+    println!("pydata app on the real builder and real conda 26.7.1, one run:");
+    println!();
+    println!("| | cold push | warm push | push adding {ADDED} | cache after a push |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| this buildpack | {:.1} s | {:.1} s | {:.1} s | {:.1} MiB |",
+        seconds(ours_cold),
+        seconds(ours_warm),
+        seconds(ours_changed),
+        mib(ours_cache_bytes)
+    );
+    println!(
+        "| python-buildpack's method | {:.1} s | {:.1} s | {:.1} s | {:.1} MiB |",
+        seconds(peer_cold),
+        seconds(peer_warm),
+        seconds(peer_changed),
+        mib(peer_cache_bytes)
+    );
+    println!(
+        "| the floor (same droplet, no work, no cache) | {:.1} s | {:.1} s | | 0 |",
+        seconds(floor_time),
+        seconds(floor_time)
+    );
+    println!();
+    println!(
+        "environment: {:.1} MiB in this buildpack's droplet ({:.1} MiB in the peer's envs/)",
+        mib(environment_bytes),
+        mib(peer_environment_bytes)
+    );
+    let ratio = |name: &str, value: f64, goal: f64| {
+        println!(
+            "{name}: {value:.2} (goal <= {goal:.2}) {}",
+            if value <= goal { "met" } else { "MISSED" }
+        );
+    };
+    ratio(
+        "warm push / floor",
+        seconds(ours_warm) / seconds(floor_time),
+        1.5,
+    );
+    ratio(
+        "cold push / python-buildpack's cold push",
+        seconds(ours_cold) / seconds(peer_cold),
+        0.9,
+    );
+    ratio(
+        "push adding a package / python-buildpack's",
+        seconds(ours_changed) / seconds(peer_changed),
+        0.7,
+    );
+    ratio(
+        "cache bytes / environment bytes",
+        ours_cache_bytes as f64 / environment_bytes as f64,
+        0.65,
+    );
+}
+
+/// A buildpack folder with `bin/supply` (and the installer, for the peer), zipped.
+fn stand_in(into: &Path, name: &str, supply: &str, installer: Option<&Path>) -> std::path::PathBuf {
+    let source = into.join(format!("{name}-src"));
+    fs::create_dir_all(source.join("bin")).unwrap();
+    let scripts = [
+        ("bin/detect", "#!/usr/bin/env bash\nexit 0\n"),
+        ("bin/supply", supply),
+        ("bin/finalize", "#!/usr/bin/env bash\nexit 0\n"),
+        (
+            "bin/release",
+            "#!/usr/bin/env bash\necho '--- {default_process_types: {web: python app.py}}'\n",
+        ),
+    ];
+    for (path, text) in scripts {
+        fs::write(source.join(path), text).unwrap();
+        fs::set_permissions(source.join(path), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    if let Some(installer) = installer {
+        fs::copy(installer, source.join("installer.sh")).unwrap();
+    }
+    let zip = into.join(format!("{name}.zip"));
+    support::zip_buildpack_dir(&source, &zip);
+    zip
+}
+
+fn tree_bytes(root: &Path) -> u64 {
+    let mut total = 0;
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let metadata = fs::symlink_metadata(entry.path()).unwrap();
+            if metadata.is_dir() {
+                pending.push(entry.path());
+            } else if metadata.is_file() {
+                total += metadata.len();
+            }
+        }
+    }
+    total
+}
+
+fn environment_bytes(staging: &Staging) -> u64 {
+    environment_bytes_at(staging, "deps/0/conda-env/")
+}
+
+/// Bytes of the regular files under `prefix` in a droplet.
+fn environment_bytes_at(staging: &Staging, prefix: &str) -> u64 {
+    let file = fs::File::open(staging.droplet()).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|entry| {
+            entry.header().entry_type().is_file()
+                && entry
+                    .path()
+                    .unwrap()
+                    .to_string_lossy()
+                    .trim_start_matches("./")
+                    .starts_with(prefix)
+        })
+        .map(|entry| entry.header().size().unwrap())
+        .sum()
+}
+
+/// Unpacks the droplet's `deps/0/conda-env` to `target`, as the floor's buildpack finds it.
+fn unpack_environment(droplet: &Path, target: &Path) {
+    let scratch = target.with_extension("droplet");
+    fs::create_dir_all(&scratch).unwrap();
+    let file = fs::File::open(droplet).unwrap();
+    tar::Archive::new(flate2::read::GzDecoder::new(file))
+        .unpack(&scratch)
+        .unwrap();
+    fs::rename(scratch.join("deps/0/conda-env"), target).unwrap();
+    let _ = fs::remove_dir_all(&scratch);
+    // The container's vcap must read it.
+    let status = std::process::Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(target)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
