@@ -11,6 +11,7 @@ use std::fs;
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Mutex, PoisonError, mpsc};
 
 use super::entry::{ArchiveRecord, digest};
 
@@ -83,10 +84,29 @@ pub(crate) struct Unpacked {
     pub(crate) bytes: u64,
 }
 
+/// Files up to this size are handed to the writer threads whole; larger ones (a few shared
+/// libraries) are streamed to disk by the reading thread. Bounds the memory in flight to
+/// `QUEUE * SMALL_FILE`.
+const SMALL_FILE: u64 = 1024 * 1024;
+const QUEUE: usize = 64;
+
+/// A file read from the archive, to be written by a writer thread.
+struct Pending {
+    path: PathBuf,
+    raw: PathBuf,
+    mode: u32,
+    mtime: u64,
+    data: Vec<u8>,
+}
+
 /// Unpacks `archive` into `target`, which must not exist. Every entry becomes a new file
 /// owned by this staging: nothing written into the restored environment later reaches the
 /// cache. An entry that would land outside `target` or pass through a link fails the whole
 /// unpack, naming it.
+///
+/// One thread decompresses and makes directories and links in order; creating and writing
+/// the tens of thousands of small files, the larger part of a restore, is spread over every
+/// core.
 pub(crate) fn unpack(archive: &Path, target: &Path) -> Result<Unpacked, String> {
     fs::create_dir(target)
         .map_err(|error| format!("cannot create {}: {error}", target.display()))?;
@@ -94,11 +114,69 @@ pub(crate) fn unpack(archive: &Path, target: &Path) -> Result<Unpacked, String> 
         fs::File::open(archive).map_err(|error| format!("its archive is unreadable ({error})"))?;
     let decoder = zstd::stream::read::Decoder::new(file)
         .map_err(|error| format!("its archive cannot be decompressed ({error})"))?;
+    let failure: Mutex<Option<String>> = Mutex::new(None);
+    let fail = |reason: String| {
+        let mut slot = failure.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.get_or_insert(reason);
+    };
+    let mut unpacked = Unpacked { files: 0, bytes: 0 };
+    let mut directory_modes = Vec::new();
+    let (sender, receiver) = mpsc::sync_channel::<Pending>(QUEUE);
+    let receiver = Mutex::new(receiver);
+    std::thread::scope(|scope| {
+        for _ in 0..crate::fsutil::worker_threads() {
+            let (receiver, fail) = (&receiver, &fail);
+            scope.spawn(move || {
+                loop {
+                    let next = receiver
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .recv();
+                    let Ok(pending) = next else { break };
+                    let written = create_file(&pending.path, pending.mode, pending.mtime, |file| {
+                        file.write_all(&pending.data)
+                    });
+                    if let Err(error) = written {
+                        fail(format!("cannot restore {}: {error}", pending.raw.display()));
+                    }
+                }
+            });
+        }
+        let read = read_entries(
+            decoder,
+            target,
+            &sender,
+            &mut unpacked,
+            &mut directory_modes,
+        );
+        drop(sender);
+        if let Err(reason) = read {
+            fail(reason);
+        }
+    });
+    if let Some(reason) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        return Err(reason);
+    }
+    // Directories get their modes last, deepest first: a read-only one is filled by then.
+    for (path, mode) in directory_modes.into_iter().rev() {
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+            .map_err(|error| format!("cannot restore {}: {error}", path.display()))?;
+    }
+    Ok(unpacked)
+}
+
+/// The reading thread's part: checks every entry, makes directories and links, writes large
+/// files itself and queues the rest.
+fn read_entries(
+    decoder: impl Read,
+    target: &Path,
+    sender: &mpsc::SyncSender<Pending>,
+    unpacked: &mut Unpacked,
+    directory_modes: &mut Vec<(PathBuf, u32)>,
+) -> Result<(), String> {
     let mut tar = tar::Archive::new(decoder);
     let broken = |error: io::Error| format!("its archive is broken ({error})");
     let mut links = HashSet::new();
-    let mut directory_modes = Vec::new();
-    let mut unpacked = Unpacked { files: 0, bytes: 0 };
     for entry in tar.entries().map_err(broken)? {
         let mut entry = entry.map_err(broken)?;
         let raw = entry.path().map_err(broken)?.into_owned();
@@ -137,32 +215,42 @@ pub(crate) fn unpack(archive: &Path, target: &Path) -> Result<Unpacked, String> 
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = header.size().map_err(broken)?;
-                let mut file = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&path)
-                    .map_err(failed)?;
-                let copied = io::copy(&mut (&mut entry).take(size), &mut file).map_err(failed)?;
-                if copied != size {
-                    return Err(format!("its archive ends inside {}", raw.display()));
-                }
-                file.set_permissions(fs::Permissions::from_mode(mode))
-                    .map_err(failed)?;
-                let time = rustix::fs::Timespec {
-                    tv_sec: i64::try_from(mtime).unwrap_or(0),
-                    tv_nsec: 0,
-                };
-                let _ = rustix::fs::futimens(
-                    &file,
-                    &rustix::fs::Timestamps {
-                        last_access: time,
-                        last_modification: time,
-                    },
-                );
                 unpacked.files += 1;
                 unpacked.bytes += size;
+                if size > SMALL_FILE {
+                    create_file(&path, mode, mtime, |file| {
+                        let copied = io::copy(&mut (&mut entry).take(size), file)?;
+                        if copied == size {
+                            Ok(())
+                        } else {
+                            Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "the archive ends inside it",
+                            ))
+                        }
+                    })
+                    .map_err(failed)?;
+                    continue;
+                }
+                let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                (&mut entry)
+                    .take(size)
+                    .read_to_end(&mut data)
+                    .map_err(broken)?;
+                if data.len() as u64 != size {
+                    return Err(format!("its archive ends inside {}", raw.display()));
+                }
+                let pending = Pending {
+                    path,
+                    raw,
+                    mode,
+                    mtime,
+                    data,
+                };
+                if sender.send(pending).is_err() {
+                    // Every writer has stopped: their failure is the one to report.
+                    return Ok(());
+                }
             }
             other => {
                 return Err(format!(
@@ -172,10 +260,35 @@ pub(crate) fn unpack(archive: &Path, target: &Path) -> Result<Unpacked, String> 
             }
         }
     }
-    // Directories get their modes last, deepest first: a read-only one is filled by then.
-    for (path, mode) in directory_modes.into_iter().rev() {
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-            .map_err(|error| format!("cannot restore {}: {error}", path.display()))?;
-    }
-    Ok(unpacked)
+    Ok(())
+}
+
+/// Creates `path` (never through a link, never over an existing file), fills it, and gives
+/// it its mode and modification time.
+fn create_file(
+    path: &Path,
+    mode: u32,
+    mtime: u64,
+    fill: impl FnOnce(&mut fs::File) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    fill(&mut file)?;
+    file.set_permissions(fs::Permissions::from_mode(mode))?;
+    let time = rustix::fs::Timespec {
+        tv_sec: i64::try_from(mtime).unwrap_or(0),
+        tv_nsec: 0,
+    };
+    rustix::fs::futimens(
+        &file,
+        &rustix::fs::Timestamps {
+            last_access: time,
+            last_modification: time,
+        },
+    )?;
+    Ok(())
 }

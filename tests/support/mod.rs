@@ -777,7 +777,7 @@ pub(crate) fn standin_buildpack(name: &str, into: &Path) -> PathBuf {
 pub(crate) fn zip_buildpack_dir(source: &Path, target: &Path) {
     use std::os::unix::fs::MetadataExt;
     let source = source.to_path_buf();
-    let mut writer = zip::ZipWriter::new(fs::File::create(&target).unwrap());
+    let mut writer = zip::ZipWriter::new(fs::File::create(target).unwrap());
     let mut pending = vec![source.clone()];
     let mut files = Vec::new();
     while let Some(dir) = pending.pop() {
