@@ -59,7 +59,7 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
         Some(vendor_dir) => summary.time("scanning vendor/", || vendor::scan(vendor_dir))?,
         None => None,
     };
-    let pip = summary.time("scanning vendor/pip", || read_pip(&app, &stager.build_dir))?;
+    let pip = read_pip(&app, &stager.build_dir)?;
     let fingerprint = fingerprint(
         &buildpack,
         &settings,
