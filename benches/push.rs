@@ -290,25 +290,8 @@ fn environment_bytes(staging: &Staging) -> u64 {
     environment_bytes_at(staging, "deps/0/conda-env/")
 }
 
-/// Bytes of the regular files under `prefix` in a droplet.
 fn environment_bytes_at(staging: &Staging, prefix: &str) -> u64 {
-    let file = fs::File::open(staging.droplet()).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    archive
-        .entries()
-        .unwrap()
-        .map(Result::unwrap)
-        .filter(|entry| {
-            entry.header().entry_type().is_file()
-                && entry
-                    .path()
-                    .unwrap()
-                    .to_string_lossy()
-                    .trim_start_matches("./")
-                    .starts_with(prefix)
-        })
-        .map(|entry| entry.header().size().unwrap())
-        .sum()
+    support::droplet_bytes_under(&staging.droplet(), prefix)
 }
 
 /// Unpacks the droplet's `deps/0/conda-env` to `target`, as the floor's buildpack finds it.

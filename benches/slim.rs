@@ -11,7 +11,6 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
 
 use support::real_conda::{self, Miniconda};
 use support::{Server, StageOptions, package, scratch, stage};
@@ -43,7 +42,7 @@ fn main() {
         let staging = stage(&app, &[&zip], &options, &dir.path().join(name));
         staging.assert_success();
         let droplet = fs::metadata(staging.droplet()).unwrap().len();
-        let environment = unpacked_size(&staging.droplet(), "deps/0/");
+        let environment = support::droplet_bytes_under(&staging.droplet(), "deps/0/");
         (droplet, environment)
     };
     let (slim_droplet, slim_env) = measure("slim", true);
@@ -62,25 +61,4 @@ fn main() {
         mib(plain_env),
         slim_env as f64 / plain_env as f64
     );
-}
-
-/// Bytes of the regular files under `prefix` in a droplet.
-fn unpacked_size(droplet: &Path, prefix: &str) -> u64 {
-    let file = fs::File::open(droplet).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    archive
-        .entries()
-        .unwrap()
-        .map(Result::unwrap)
-        .filter(|entry| {
-            entry.header().entry_type().is_file()
-                && entry
-                    .path()
-                    .unwrap()
-                    .to_string_lossy()
-                    .trim_start_matches("./")
-                    .starts_with(prefix)
-        })
-        .map(|entry| entry.header().size().unwrap())
-        .sum()
 }

@@ -496,7 +496,10 @@ fn a_vendored_app_with_pip_requirements_stages_offline_and_runs() {
         options.cache = Some(dir.path().join("app-cache"));
         options
     };
-    let staging = stage(&app, &[&zip], &cached(), &dir.path().join("out"));
+    // Each staging with the network cut, into its own output folder.
+    let offline_push =
+        |name: &str, options: &StageOptions| stage(&app, &[&zip], options, &dir.path().join(name));
+    let staging = offline_push("out", &cached());
     staging
         .assert_success()
         .assert_clean_log()
@@ -516,7 +519,7 @@ fn a_vendored_app_with_pip_requirements_stages_offline_and_runs() {
         String::from_utf8_lossy(&run.stderr)
     );
 
-    stage(&app, &[&zip], &cached(), &dir.path().join("out-again"))
+    offline_push("out-again", &cached())
         .assert_success()
         .assert_log_contains("-----> Restoring the conda environment from the cache");
 
@@ -526,12 +529,7 @@ fn a_vendored_app_with_pip_requirements_stages_offline_and_runs() {
         "plainsdist>=1.0\nmissingproj==2.0\n",
     )
     .unwrap();
-    let missing = stage(
-        &app,
-        &[&zip],
-        &offline(&server),
-        &dir.path().join("out-missing"),
-    );
+    let missing = offline_push("out-missing", &offline(&server));
     assert_eq!(missing.code, 223, "{}", missing.log);
     missing
         .assert_log_contains("A pip requirement is not in vendor/pip")
@@ -545,12 +543,7 @@ fn a_vendored_app_with_pip_requirements_stages_offline_and_runs() {
         "plainsdist>=1.0\ngit+https://github.com/example/tool.git#egg=tool\n",
     )
     .unwrap();
-    let vcs = stage(
-        &app,
-        &[&zip],
-        &offline(&server),
-        &dir.path().join("out-vcs"),
-    );
+    let vcs = offline_push("out-vcs", &offline(&server));
     assert_eq!(vcs.code, 223, "{}", vcs.log);
     vcs.assert_log_contains("A pip requirement points at the network")
         .assert_log_contains("`git+https://github.com/example/tool.git#egg=tool`");
@@ -565,12 +558,7 @@ fn a_vendored_app_with_pip_requirements_stages_offline_and_runs() {
         .unwrap();
     writer.finish().unwrap();
     fs::write(app.join("requirements-extra.txt"), "plainsdist>=1.0\n").unwrap();
-    let hostile = stage(
-        &app,
-        &[&zip],
-        &offline(&server),
-        &dir.path().join("out-evil"),
-    );
+    let hostile = offline_push("out-evil", &offline(&server));
     assert_eq!(hostile.code, 223, "{}", hostile.log);
     hostile
         .assert_log_contains("A vendored pip file is unsafe or broken")
@@ -594,12 +582,7 @@ fn a_vendored_app_with_pip_requirements_stages_offline_and_runs() {
     // A dependency missing from vendor/pip: pip's own failure, explained.
     fs::write(app.join("requirements-extra.txt"), "plainsdist>=1.0\n").unwrap();
     fs::remove_file(app.join("vendor/pip/tinydep-1.0-py3-none-any.whl")).unwrap();
-    let transitive = stage(
-        &app,
-        &[&zip],
-        &offline(&server),
-        &dir.path().join("out-dep"),
-    );
+    let transitive = offline_push("out-dep", &offline(&server));
     assert_eq!(transitive.code, 223, "{}", transitive.log);
     transitive
         .assert_log_contains("A pip requirement is not in vendor/pip")
@@ -631,7 +614,7 @@ fn a_vendored_app_with_pip_requirements_stages_offline_and_runs() {
         ]
     );
     // What pip installs from decides the cache, as environment.yml does.
-    stage(&app, &[&zip], &cached(), &dir.path().join("out-revendored"))
+    offline_push("out-revendored", &cached())
         .assert_success()
         .assert_log_contains("-----> Updating the cached environment:")
         .assert_log_contains("the pip section's -r files removed")

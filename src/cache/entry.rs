@@ -5,7 +5,7 @@
 //! checks out and its archive's bytes match what was recorded.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -95,8 +95,8 @@ impl Metadata {
                 self.archive.size
             ));
         }
-        let digest =
-            digest(file).map_err(|error| format!("its archive is unreadable ({error})"))?;
+        let digest = crate::fsutil::digest_file(&file)
+            .map_err(|error| format!("its archive is unreadable ({error})"))?;
         if digest != self.archive.digest {
             return Err("its archive's content is not what was written (edited)".into());
         }
@@ -104,18 +104,9 @@ impl Metadata {
     }
 }
 
-/// xxHash3-128 of everything `reader` yields, hex.
-pub(crate) fn digest(mut reader: impl Read) -> io::Result<String> {
-    let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
-    let mut buffer = vec![0_u8; 1024 * 1024];
-    loop {
-        let read = reader.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Ok(format!("{:032x}", hasher.digest128()))
+/// xxHash3-128 of the file at `path`, hex (what [`ArchiveRecord::digest`] holds).
+pub(crate) fn digest(path: &Path) -> io::Result<String> {
+    crate::fsutil::digest_file(&fs::File::open(path)?)
 }
 
 /// Parses an entry's `metadata.json`, checking its format and its own checksum.

@@ -153,23 +153,26 @@ pub(crate) fn sha256_bytes(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// A fingerprint as a first push of a small app would have it, for tests.
+#[cfg(test)]
+pub(crate) fn sample() -> Fingerprint {
+    Fingerprint {
+        buildpack_version: "1.2.0".into(),
+        stack: "cflinuxfs4".into(),
+        installer: "miniconda3-py39 25.7.0".into(),
+        installer_sha256: "a".repeat(64),
+        python: "Python 3 (the default)".into(),
+        inputs: BTreeMap::from([("environment.yml".into(), "1".repeat(64))]),
+        vendor: None,
+        runtime_prefix: "/home/vcap/deps/0/conda-env".into(),
+        settings: BTreeMap::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::sample as fingerprint;
     use super::*;
-
-    fn fingerprint() -> Fingerprint {
-        Fingerprint {
-            buildpack_version: "1.2.0".into(),
-            stack: "cflinuxfs4".into(),
-            installer: "miniconda3-py39 25.7.0".into(),
-            installer_sha256: "a".repeat(64),
-            python: "Python 3 (the default)".into(),
-            inputs: BTreeMap::from([("environment.yml".into(), "1".repeat(64))]),
-            vendor: None,
-            runtime_prefix: "/home/vcap/deps/0/conda-env".into(),
-            settings: BTreeMap::new(),
-        }
-    }
 
     #[test]
     fn settings_are_hashed_and_the_buildpacks_own_are_ignored() {

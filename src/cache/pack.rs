@@ -72,7 +72,7 @@ pub(crate) fn pack(source: &Path, archive: &Path) -> io::Result<ArchiveRecord> {
     drop(file);
     Ok(ArchiveRecord {
         size,
-        digest: digest(fs::File::open(archive)?)?,
+        digest: digest(archive)?,
         files,
         unpacked_bytes: bytes,
     })

@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -7,19 +6,7 @@ use std::time::Duration;
 use super::entry::{ARCHIVE, METADATA, Metadata};
 use super::*;
 
-fn fingerprint() -> Fingerprint {
-    Fingerprint {
-        buildpack_version: "1.2.0".into(),
-        stack: "cflinuxfs4".into(),
-        installer: "miniconda3-py39 25.7.0".into(),
-        installer_sha256: "a".repeat(64),
-        python: "Python 3 (the default)".into(),
-        inputs: BTreeMap::from([("environment.yml".into(), "1".repeat(64))]),
-        vendor: None,
-        runtime_prefix: "/home/vcap/deps/0/conda-env".into(),
-        settings: BTreeMap::new(),
-    }
-}
+use super::fingerprint::sample as fingerprint;
 
 fn environment(root: &Path) -> PathBuf {
     let env = root.join("deps/0/conda-env");
@@ -337,7 +324,7 @@ fn forge(entry: &Path, entries: &[Forged<'_>]) {
     let metadata = Metadata::read(entry).unwrap();
     let mut record = metadata.archive.clone();
     record.size = fs::metadata(&archive).unwrap().len();
-    record.digest = super::entry::digest(fs::File::open(&archive).unwrap()).unwrap();
+    record.digest = super::entry::digest(&archive).unwrap();
     let forged = Metadata::new(&metadata.fingerprint, record);
     fs::write(entry.join(METADATA), serde_json::to_vec(&forged).unwrap()).unwrap();
 }

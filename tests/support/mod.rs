@@ -773,6 +773,27 @@ pub(crate) fn standin_buildpack(name: &str, into: &Path) -> PathBuf {
     target
 }
 
+/// Bytes of the regular files under `prefix` (`deps/0/`) in a droplet.
+pub(crate) fn droplet_bytes_under(droplet: &Path, prefix: &str) -> u64 {
+    let file = fs::File::open(droplet).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|entry| {
+            entry.header().entry_type().is_file()
+                && entry
+                    .path()
+                    .unwrap()
+                    .to_string_lossy()
+                    .trim_start_matches("./")
+                    .starts_with(prefix)
+        })
+        .map(|entry| entry.header().size().unwrap())
+        .sum()
+}
+
 /// Zips the buildpack folder `source` into `target` with its files' Unix modes.
 pub(crate) fn zip_buildpack_dir(source: &Path, target: &Path) {
     use std::os::unix::fs::MetadataExt;
