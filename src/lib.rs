@@ -125,6 +125,36 @@ pub mod fuzzing {
         let _ = crate::cache::parse_metadata(bytes);
     }
 
+    /// The lines of a `pip:` section or a `-r` file, read and made absolute as staging does.
+    pub fn pip_requirements(bytes: &[u8]) {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            for line in text.lines() {
+                let located = crate::pip::requirements::Located {
+                    text: line.to_string(),
+                    line: crate::pip::requirements::parse(line),
+                    origin: "environment.yml".into(),
+                    base: std::path::PathBuf::from("/tmp/app"),
+                };
+                let _ = located.anchored();
+                let _ = crate::pip::wheelhouse::project_of(line);
+            }
+        }
+    }
+
+    /// A vendored wheel (`.whl`, a zip) when `wheel`, else an sdist (`.tar.gz`), written to
+    /// `scratch` and inspected as staging inspects `vendor/pip`.
+    pub fn python_distribution(bytes: &[u8], wheel: bool, scratch: &Path) {
+        let name = if wheel {
+            "fuzz-1.0-py3-none-any.whl"
+        } else {
+            "fuzz-1.0.tar.gz"
+        };
+        let path = scratch.join(name);
+        if std::fs::write(&path, bytes).is_ok() {
+            let _ = crate::archive::inspect_distribution(&path);
+        }
+    }
+
     /// A Procfile.
     pub fn procfile(bytes: &[u8]) {
         if let Ok(text) = std::str::from_utf8(bytes) {

@@ -129,9 +129,14 @@ fn option_and_value(text: &str) -> (String, Option<String>) {
     }
     match text.split_once(char::is_whitespace) {
         Some((option, value)) => (option.to_string(), Some(value.trim().to_string())),
-        None if !text.starts_with("--") && text.len() > 2 => {
-            (text[..2].to_string(), Some(text[2..].trim().to_string()))
-        }
+        // `-rfile`: the option is the dash and one character, whatever its width in bytes.
+        None if !text.starts_with("--") => match text.char_indices().nth(2) {
+            Some((split, _)) => (
+                text[..split].to_string(),
+                Some(text[split..].trim().to_string()),
+            ),
+            None => (text.to_string(), None),
+        },
         None => (text.to_string(), None),
     }
 }
@@ -350,6 +355,16 @@ mod tests {
             }
         );
         assert_eq!(parse("--pre"), Line::Option);
+        assert_eq!(
+            parse("-rreqs.txt"),
+            Line::File {
+                path: "reqs.txt".into(),
+                constraint: false
+            }
+        );
+        // Found by reading the slicing: a wide character right after the dash.
+        assert_eq!(parse("-é"), Line::Option);
+        assert_eq!(parse("-éx"), Line::Option);
         assert_eq!(parse("  # only a comment"), Line::Nothing);
     }
 
