@@ -226,8 +226,17 @@ fn stage(args: &StageArgs) -> Result<i32, LifecycleError> {
             root.root.display()
         );
     }
+    // The droplet's name last of all, after the clean-up: its presence means the staging
+    // ended, so a staging killed while it cleaned up leaves only the `.partial`.
+    if let Ok(0) = result {
+        let to = staging.output.join("droplet.tgz");
+        fs::rename(staging.output.join(DROPLET_PARTIAL), &to)
+            .map_err(local_io("copy the droplet to", &to))?;
+    }
     result
 }
+
+const DROPLET_PARTIAL: &str = "droplet.tgz.partial";
 
 fn stage_in(staging: &Staging, root: &StagingRoot) -> Result<i32, LifecycleError> {
     prepare_output(&staging.output)?;
@@ -267,12 +276,10 @@ fn stage_in(staging: &Staging, root: &StagingRoot) -> Result<i32, LifecycleError
             files::replace_with_tgz(&root.host_path(&flags.output_cache), kept)
                 .map_err(local_io("keep the build artifacts cache in", kept))?;
         }
-        // The droplet last, and whole or not at all: its presence means the staging ended.
-        let to = staging.output.join("droplet.tgz");
-        let partial = staging.output.join("droplet.tgz.partial");
+        // The droplet whole or not at all; `stage` gives it its name once all else is done.
+        let partial = staging.output.join(DROPLET_PARTIAL);
         fs::copy(root.host_path(&flags.output_droplet), &partial)
-            .and_then(|_| fs::rename(&partial, &to))
-            .map_err(local_io("copy the droplet to", &to))?;
+            .map_err(local_io("copy the droplet to", &partial))?;
     }
     Ok(code)
 }
@@ -298,7 +305,7 @@ fn upload_app(staging: &Staging, root: &StagingRoot, to: &Path) -> Result<(), Li
 /// A stale droplet from an earlier run must not pass for the result of a failed staging.
 fn prepare_output(output: &Path) -> Result<(), LifecycleError> {
     fs::create_dir_all(output).map_err(local_io("create the output directory", output))?;
-    for name in ["droplet.tgz", "result.json"] {
+    for name in ["droplet.tgz", DROPLET_PARTIAL, "result.json"] {
         let path = output.join(name);
         match fs::remove_file(&path) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
