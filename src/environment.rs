@@ -349,9 +349,8 @@ pub(crate) fn build(
     let kind = match classify(&output) {
         FailureKind::Pip
             if conda.pip_find_links.is_some()
-                && output
-                    .iter()
-                    .any(|line| line.contains("No matching distribution found for")) =>
+                && !crate::pip::missing_distributions(output.iter().map(String::as_str))
+                    .is_empty() =>
         {
             FailureKind::PipNotVendored
         }

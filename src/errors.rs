@@ -580,11 +580,8 @@ fn environment_message(error: &EnvironmentError) -> Message {
                     "See pip's error above; check the `pip:` section of environment.yml. If staging has no route to a package index, vendor the requirements with `conda-buildpack vendor APP_DIR` and push again.".to_string(),
                 ),
                 FailureKind::PipNotVendored => {
-                    let missing: Vec<String> = output
-                        .iter()
-                        .filter_map(|line| line.split_once("No matching distribution found for "))
-                        .map(|(_, requirement)| requirement.trim().to_string())
-                        .collect();
+                    let missing =
+                        crate::pip::missing_distributions(output.iter().map(String::as_str));
                     body.insert(
                         1,
                         format!(

@@ -35,7 +35,11 @@ pub(crate) enum FetchError {
         status: String,
         output: String,
     },
-    #[error("pip found neither a wheel for {target} nor an sdist of `{requirement}`:\n{output}")]
+    #[error(
+        "pip found neither a wheel for {target} nor an sdist of `{requirement}`. Check its \
+         name and version, or name the index that has it (`--extra-index-url` in the pip \
+         section); pip said:\n{output}"
+    )]
     Unavailable {
         requirement: String,
         target: String,
@@ -216,7 +220,10 @@ pub(crate) fn fetch(
         if run.success {
             break;
         }
-        let Some(requirement) = missing_requirement(&run.output) else {
+        let Some(requirement) = super::missing_distributions(run.output.lines())
+            .into_iter()
+            .next()
+        else {
             return Err(FetchError::Pip {
                 command: run.command,
                 status: run.status,
@@ -464,15 +471,6 @@ fn record_sources(output: &str, sources: &mut BTreeMap<String, String>) {
     }
 }
 
-/// The requirement pip could not satisfy, from its `No matching distribution found for X`.
-fn missing_requirement(output: &str) -> Option<String> {
-    output.lines().find_map(|line| {
-        line.split_once("No matching distribution found for ")
-            .map(|(_, requirement)| requirement.trim().to_string())
-            .filter(|requirement| !requirement.is_empty())
-    })
-}
-
 fn tail(output: &str) -> String {
     let lines: Vec<&str> = output.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
@@ -686,7 +684,9 @@ mod tests {
         );
         assert_eq!(sources["six-1.16.0-py2.py3-none-any.whl"], "PyPI");
         assert_eq!(
-            missing_requirement(output).as_deref(),
+            crate::pip::missing_distributions(output.lines())
+                .first()
+                .map(String::as_str),
             Some("plainsdist>=1.0")
         );
     }

@@ -28,6 +28,17 @@ pub(crate) enum PipError {
     DirectOffline { line: String, origin: String },
 }
 
+/// The requirements pip could not satisfy, from its `No matching distribution found for X`
+/// lines: what `vendor` must fetch as an sdist, and what staging names as not vendored.
+pub(crate) fn missing_distributions<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    lines
+        .into_iter()
+        .filter_map(|line| line.split_once("No matching distribution found for "))
+        .map(|(_, requirement)| requirement.trim().to_string())
+        .filter(|requirement| !requirement.is_empty())
+        .collect()
+}
+
 impl PipError {
     pub(crate) fn io(path: &Path) -> impl FnOnce(io::Error) -> Self + '_ {
         move |source| Self::Io {
