@@ -95,8 +95,11 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
             summary.cache = CacheOutcome::Miss("no cached environment".into());
             false
         }
-        Restore::Stale(reasons) => {
-            update = app.explicit_spec.is_none() && cache.has_starting_point_for(&fingerprint);
+        Restore::Stale {
+            reasons,
+            can_update,
+        } => {
+            update = can_update && app.explicit_spec.is_none();
             log::step(&format!(
                 "{} cached environment: {}",
                 if update { "Updating the" } else { "Discarding" },
@@ -285,15 +288,21 @@ fn build(
         if let Some(parent) = build_prefix.parent() {
             std::fs::create_dir_all(parent).map_err(Error::io(parent))?;
         }
-        if let Some(stats) = cache.restore_starting_point(fingerprint, &build_prefix) {
-            summary.record("restoring the last environment", stats.duration);
-            log::detail(&format!(
-                "Starting from the last environment ({} files in {}): conda adds, removes and \
-                 changes only what differs",
-                stats.files,
-                log::format_duration(stats.duration)
-            ));
-            updating = true;
+        match cache.restore_starting_point(fingerprint, &build_prefix) {
+            Ok(Some(stats)) => {
+                summary.record("restoring the last environment", stats.duration);
+                log::detail(&format!(
+                    "Starting from the last environment ({} files in {}): conda adds, removes \
+                     and changes only what differs",
+                    stats.files,
+                    log::format_duration(stats.duration)
+                ));
+                updating = true;
+            }
+            Ok(None) => {}
+            Err(reason) => log::warning(&format!(
+                "Discarding the cached environment: {reason}. Building it again from scratch."
+            )),
         }
     }
     let build_with = |update: bool| {

@@ -44,8 +44,13 @@ pub(crate) enum Restore {
     Restored(RestoreStats),
     /// No entry at all (a first push, or a cleared cache).
     Empty,
-    /// An entry for other inputs: rebuild, with the reasons.
-    Stale(Vec<String>),
+    /// An entry for other inputs: rebuild, with the reasons; `can_update` when only what
+    /// the user's files say differs, so conda may update that environment instead
+    /// ([`Fingerprint::can_start_from`]).
+    Stale {
+        reasons: Vec<String>,
+        can_update: bool,
+    },
     /// An entry that cannot be trusted: rebuild, with a warning.
     Corrupt(String),
 }

@@ -26,7 +26,10 @@ impl AppCache {
                     if reasons.is_empty() {
                         reasons.push("the cached entry is for other inputs".into());
                     }
-                    Restore::Stale(reasons)
+                    Restore::Stale {
+                        reasons,
+                        can_update: fingerprint.can_start_from(&metadata.fingerprint),
+                    }
                 }
                 None => {
                     let reason = entries
@@ -50,31 +53,27 @@ impl AppCache {
     }
 
     /// Restores into `target` the newest environment that `fingerprint` can be updated from
-    /// (see [`Fingerprint::can_start_from`]), or nothing. Used only after [`Self::restore`]
-    /// missed, so the entry is left in place: the save that follows replaces it.
+    /// (see [`Fingerprint::can_start_from`]): `Ok(None)` when there is none, `Err` with the
+    /// reason when it cannot be trusted (it is then deleted). Used only after
+    /// [`Self::restore`] said `can_update`, so a sound entry is left in place: the save that
+    /// follows replaces it.
     pub(crate) fn restore_starting_point(
         &self,
         fingerprint: &Fingerprint,
         target: &Path,
-    ) -> Option<RestoreStats> {
-        let (entry, metadata) = self.newest()?;
+    ) -> Result<Option<RestoreStats>, String> {
+        let Some((entry, metadata)) = self.newest() else {
+            return Ok(None);
+        };
         if !fingerprint.can_start_from(&metadata.fingerprint) {
-            return None;
+            return Ok(None);
         }
-        match Self::unpack_entry(&entry, None, target) {
-            Ok(stats) => Some(stats),
-            Err(_) => {
+        Self::unpack_entry(&entry, None, target)
+            .map(Some)
+            .inspect_err(|_| {
                 let _ = fsutil::remove_if_exists(target);
                 let _ = fsutil::remove_if_exists(&entry);
-                None
-            }
-        }
-    }
-
-    /// Whether [`Self::restore_starting_point`] would find an environment to start from.
-    pub(crate) fn has_starting_point_for(&self, fingerprint: &Fingerprint) -> bool {
-        self.newest()
-            .is_some_and(|(_, metadata)| fingerprint.can_start_from(&metadata.fingerprint))
+            })
     }
 
     /// The newest entry whose metadata checks out.

@@ -27,7 +27,7 @@ fn restored(cache: &AppCache, fingerprint: &Fingerprint, target: &Path) -> Resto
     match cache.restore(fingerprint, target) {
         Restore::Restored(stats) => stats,
         Restore::Corrupt(reason) => panic!("corrupt: {reason}"),
-        Restore::Stale(reasons) => panic!("stale: {reasons:?}"),
+        Restore::Stale { reasons, .. } => panic!("stale: {reasons:?}"),
         Restore::Empty => panic!("empty"),
     }
 }
@@ -98,9 +98,15 @@ fn a_changed_input_is_stale_with_every_reason() {
     changed
         .settings
         .insert("CONDA_CHANNEL_ALIAS".into(), "x".into());
-    let Restore::Stale(reasons) = cache.restore(&changed, &scratch.path().join("t")) else {
+    let Restore::Stale {
+        reasons,
+        can_update,
+    } = cache.restore(&changed, &scratch.path().join("t"))
+    else {
         panic!("expected stale");
     };
+    // Another buildpack version and settings: conda does not update that environment.
+    assert!(!can_update);
     assert_eq!(
         reasons,
         [
@@ -121,9 +127,16 @@ fn a_changed_environment_starts_from_the_last_one_only_when_only_the_users_files
     one_more_package
         .inputs
         .insert("environment.yml".into(), "2".repeat(64));
+    let Restore::Stale { can_update, .. } =
+        cache.restore(&one_more_package, &scratch.path().join("exact"))
+    else {
+        panic!("expected stale");
+    };
+    assert!(can_update, "only environment.yml changed");
     let target = scratch.path().join("start");
     let stats = cache
         .restore_starting_point(&one_more_package, &target)
+        .unwrap()
         .expect("the last environment is a starting point");
     assert_eq!(stats.files, 2);
     assert_eq!(
@@ -142,10 +155,29 @@ fn a_changed_environment_starts_from_the_last_one_only_when_only_the_users_files
         assert!(
             cache
                 .restore_starting_point(&fingerprint, &target)
+                .unwrap()
                 .is_none()
         );
         assert!(!target.exists());
     }
+
+    // A damaged starting point is named and dropped, never half unpacked.
+    let entry = cache.entries().pop().unwrap();
+    let archive = entry.join(ARCHIVE);
+    let size = fs::metadata(&archive).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&archive)
+        .unwrap()
+        .set_len(size / 2)
+        .unwrap();
+    let target = scratch.path().join("damaged");
+    let reason = cache
+        .restore_starting_point(&one_more_package, &target)
+        .unwrap_err();
+    assert!(reason.contains("truncated or replaced"), "{reason}");
+    assert!(!target.exists());
+    assert!(cache.entries().is_empty());
 }
 
 /// What Diego does to the cache between stagings: every file a new copy (hard links
