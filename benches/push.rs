@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 use support::real_conda::{self, Miniconda};
 use support::{Packaging, Server, StageOptions, Staging, package, scratch, stage};
 
-const ENVIRONMENT: &str = "channels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy\n  - scipy\n  - pandas\n  - scikit-learn\n  - flask\n";
 /// The one package the third push adds: in the channel, not yet in the environment.
 const ADDED: &str = "cloudpickle";
 
@@ -81,10 +80,7 @@ fn main() {
             ..real_conda::packaging(&server, dir.path(), Miniconda::Plain)
         },
     );
-    let app = dir.path().join("pydata");
-    fs::create_dir_all(&app).unwrap();
-    fs::write(app.join("environment.yml"), ENVIRONMENT).unwrap();
-    fs::write(app.join("Procfile"), "web: python -m flask run\n").unwrap();
+    let app = real_conda::pydata_app(dir.path());
     fs::write(app.join("app.py"), "print('hello')\n").unwrap();
 
     let visible = support::container_visible_dir();
@@ -112,11 +108,10 @@ fn main() {
 
     eprintln!("cold pushes...");
     let (ours_cold, ours_cold_staging) = push("ours-cold", &ours, &ours_cache, &[]);
-    let (peer_cold, peer_cold_staging) = push("peer-cold", &peer, &peer_cache, &[]);
+    let (peer_cold, _) = push("peer-cold", &peer, &peer_cache, &[]);
     let ours_cache_bytes = tree_bytes(&ours_cache);
     let peer_cache_bytes = tree_bytes(&peer_cache);
     let environment_bytes = environment_bytes(&ours_cold_staging);
-    let peer_environment_bytes = environment_bytes_at(&peer_cold_staging, "deps/0/conda/envs/");
 
     // The floor packs the very environment this buildpack made.
     let floor_env = visible.path().join("floor-env");
@@ -149,7 +144,7 @@ fn main() {
     eprintln!("pushes that add {ADDED}...");
     fs::write(
         app.join("environment.yml"),
-        format!("{ENVIRONMENT}  - {ADDED}\n"),
+        format!("{}  - {ADDED}\n", real_conda::PYDATA_ENVIRONMENT),
     )
     .unwrap();
     let (ours_changed, ours_changed_staging) = push("ours-changed", &ours, &ours_cache, &[]);
@@ -182,10 +177,10 @@ fn main() {
         seconds(floor_time)
     );
     println!();
+    // (The peer's envs/ is hard-linked to its package cache in its droplet: not comparable.)
     println!(
-        "environment: {:.1} MiB in this buildpack's droplet ({:.1} MiB in the peer's envs/)",
-        mib(environment_bytes),
-        mib(peer_environment_bytes)
+        "environment: {:.1} MiB in this buildpack's droplet",
+        mib(environment_bytes)
     );
     println!(
         "this buildpack's own time (its summary): cold {}; warm {}; adding {ADDED} {}",
@@ -287,11 +282,7 @@ fn tree_bytes(root: &Path) -> u64 {
 }
 
 fn environment_bytes(staging: &Staging) -> u64 {
-    environment_bytes_at(staging, "deps/0/conda-env/")
-}
-
-fn environment_bytes_at(staging: &Staging, prefix: &str) -> u64 {
-    support::droplet_bytes_under(&staging.droplet(), prefix)
+    support::droplet_bytes_under(&staging.droplet(), "deps/0/conda-env/")
 }
 
 /// Unpacks the droplet's `deps/0/conda-env` to `target`, as the floor's buildpack finds it.

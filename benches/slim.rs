@@ -15,8 +15,6 @@ use std::fs;
 use support::real_conda::{self, Miniconda};
 use support::{Server, StageOptions, package, scratch, stage};
 
-const ENVIRONMENT: &str = "channels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy\n  - scipy\n  - pandas\n  - scikit-learn\n  - flask\n";
-
 fn main() {
     if !std::env::args().any(|arg| arg == "--bench") {
         return;
@@ -32,10 +30,7 @@ fn main() {
         dir.path(),
         &real_conda::packaging(&server, dir.path(), Miniconda::Plain),
     );
-    let app = dir.path().join("pydata");
-    fs::create_dir_all(&app).unwrap();
-    fs::write(app.join("environment.yml"), ENVIRONMENT).unwrap();
-    fs::write(app.join("Procfile"), "web: python -m flask run\n").unwrap();
+    let app = real_conda::pydata_app(dir.path());
     let measure = |name: &str, slim: bool| {
         let options = StageOptions::with_channels(&server)
             .env("BP_CONDA_SLIM", if slim { "true" } else { "false" });

@@ -127,6 +127,18 @@ pub(crate) fn manifest(server: &Server, into: &Path, miniconda: Miniconda) -> Pa
 }
 
 /// Packaging with the real installers.
+/// The environment.yml of the benchmarks' app: every real package the channel has a use for.
+pub(crate) const PYDATA_ENVIRONMENT: &str = "channels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy\n  - scipy\n  - pandas\n  - scikit-learn\n  - flask\n";
+
+/// The numpy + scipy + pandas + scikit-learn + flask app the benchmarks push, at `into/pydata`.
+pub(crate) fn pydata_app(into: &Path) -> PathBuf {
+    let app = into.join("pydata");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("environment.yml"), PYDATA_ENVIRONMENT).unwrap();
+    std::fs::write(app.join("Procfile"), "web: python -m flask run\n").unwrap();
+    app
+}
+
 pub(crate) fn packaging(server: &Server, into: &Path, miniconda: Miniconda) -> Packaging {
     Packaging {
         manifest: Some(manifest(server, into, miniconda)),
