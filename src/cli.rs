@@ -58,6 +58,12 @@ enum Command {
     /// Fill an app's vendor/ with every conda package its environment needs, for staging
     /// with no network.
     Vendor(vendor::VendorArgs),
+    /// List the Cloud Foundry stacks this buildpack supports (`--names`: one name a line, for
+    /// scripts that build a zip per stack).
+    Stacks {
+        #[arg(long)]
+        names: bool,
+    },
 }
 
 pub(crate) fn run() -> ExitCode {
@@ -106,6 +112,10 @@ pub(crate) fn run() -> ExitCode {
         Command::Builder(args) => lifecycle::builder::run(&args),
         Command::Launch(args) => lifecycle::launch::run(&args),
         Command::Vendor(args) => vendor::run(&args),
+        Command::Stacks { names } => {
+            print!("{}", crate::stack::listing(names));
+            ExitCode::SUCCESS
+        }
     }
 }
 

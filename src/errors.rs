@@ -307,6 +307,17 @@ fn app_message(error: &AppError) -> Message {
                 "Write it with `conda list --explicit --md5 > {file}` in the environment you want."
             ),
         ),
+        AppError::UnsupportedStack { stack } => Message::new(
+            format!("This buildpack does not support the stack {stack}"),
+            vec![format!(
+                "Cloud Foundry stages the app on {stack} (CF_STACK), and this buildpack's installers are made for {} only.",
+                crate::stack::supported_names()
+            )],
+            format!(
+                "Push the app to a supported stack with `cf push APP -s {}`, or ask your operator for a buildpack release that supports {stack}.",
+                crate::stack::DEFAULT
+            ),
+        ),
         AppError::InvalidSetting {
             variable,
             value,
@@ -327,6 +338,7 @@ fn installer_message(error: &InstallerError) -> Message {
             wanted,
             stack,
             offered,
+            elsewhere,
         } => {
             let mut body = vec![
                 "DEPENDENCY MISSING IN MANIFEST:".to_string(),
@@ -340,11 +352,21 @@ fn installer_message(error: &InstallerError) -> Message {
                 ));
                 body.extend(offered.iter().map(|offer| format!("  - {offer}")));
             }
-            Message::new(
-                format!("No conda installer for {wanted}"),
-                body,
-                "Ask for a Python version and installer from the list: the python spec in environment.yml, runtime.txt, and BP_CONDA_DISTRIBUTION / BP_CONDA_VERSION (cf set-env).",
-            )
+            let fix = match elsewhere.as_slice() {
+                [] => "Ask for a Python version and installer from the list: the python spec in environment.yml, runtime.txt, and BP_CONDA_DISTRIBUTION / BP_CONDA_VERSION (cf set-env).".to_string(),
+                stacks => {
+                    body.push(format!(
+                        "This buildpack has one for {wanted} on {}.",
+                        stacks.join(", ")
+                    ));
+                    format!(
+                        "Push the app to {} with `cf push APP -s {}`, or ask for a Python version and installer from the list (environment.yml, runtime.txt, BP_CONDA_DISTRIBUTION / BP_CONDA_VERSION).",
+                        stacks.join(" or "),
+                        stacks[stacks.len() - 1]
+                    )
+                }
+            };
+            Message::new(format!("No conda installer for {wanted}"), body, fix)
         }
         InstallerError::Download(download) => download_message(download),
         InstallerError::VendoredFileMissing { dependency, path } => Message::new(
@@ -696,6 +718,7 @@ mod tests {
                 wanted: "Python 4".into(),
                 stack: "cflinuxfs4".into(),
                 offered: vec!["miniconda2 4.7.12.1 (Python 2)".into()],
+                elsewhere: vec!["cflinuxfs5"],
             }
             .into(),
             InstallerError::Download(DownloadError::ChecksumMismatch {

@@ -21,6 +21,8 @@ pub(crate) enum InstallerError {
         wanted: String,
         stack: String,
         offered: Vec<String>,
+        /// The other stacks with an installer for what the app wants.
+        elsewhere: Vec<&'static str>,
     },
     #[error(transparent)]
     Download(#[from] DownloadError),
@@ -125,7 +127,7 @@ pub(crate) fn choose<'m>(
 ) -> Result<Choice<'m>, InstallerError> {
     let on_stack_for_python = || {
         manifest
-            .dependencies_for_stack(&settings.stack)
+            .dependencies_for_stack(settings.stack.name)
             .filter(|dependency| python_major_of(&dependency.name) == Some(python.major))
     };
     let default = default_distribution(manifest, python.major);
@@ -191,10 +193,28 @@ pub(crate) fn choose<'m>(
         .max_by(|a, b| manifest::compare_versions(&a.version, &b.version))
         .map(|dependency| Choice { dependency, reason })
         .ok_or_else(|| InstallerError::NotInManifest {
+            elsewhere: crate::stack::STACKS
+                .iter()
+                .map(|stack| stack.name)
+                .filter(|&stack| {
+                    stack != settings.stack.name
+                        && manifest.installers_on_any_stack().iter().any(
+                            |(name, version, stacks)| {
+                                stacks.contains(&stack)
+                                    && python_major_of(name) == Some(python.major)
+                                    && distribution
+                                        .is_none_or(|wanted| distribution_of(name) == Some(wanted))
+                                    && settings.conda_version.as_ref().is_none_or(|line| {
+                                        manifest::version_matches_line(version, line)
+                                    })
+                            },
+                        )
+                })
+                .collect(),
             wanted: Wanted { python, settings }.to_string(),
-            stack: settings.stack.clone(),
+            stack: settings.stack.name.to_string(),
             offered: manifest
-                .dependencies_for_stack(&settings.stack)
+                .dependencies_for_stack(settings.stack.name)
                 .map(|dependency| {
                     let python = python_major_of(&dependency.name)
                         .map(|major| format!(" (Python {major})"))
@@ -472,11 +492,22 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_stack_offers_nothing() {
-        let manifest = manifest();
-        let error = choose(&manifest, &python(3), &settings(None, None, "windows")).unwrap_err();
+    fn a_line_missing_on_this_stack_names_the_stacks_that_have_it() {
+        let mut manifest = manifest();
+        for dependency in &mut manifest.dependencies {
+            if dependency.name == "miniforge3" {
+                dependency.cf_stacks = vec!["cflinuxfs5".into()];
+            }
+        }
+        let error = choose(
+            &manifest,
+            &python(3),
+            &settings(Some("miniforge"), None, "cflinuxfs4"),
+        )
+        .unwrap_err();
         assert!(
-            matches!(error, InstallerError::NotInManifest { ref offered, .. } if offered.is_empty())
+            matches!(error, InstallerError::NotInManifest { ref elsewhere, .. } if *elsewhere == ["cflinuxfs5"]),
+            "{error:?}"
         );
     }
 }

@@ -31,6 +31,15 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
     log::step(&format!("Conda Buildpack version {}", buildpack.version));
 
     let settings = Settings::from_env()?;
+    if settings.stack_defaulted {
+        log::detail(&format!(
+            "CF_STACK is not set: staging for {}, the default stack",
+            settings.stack
+        ));
+    }
+    if let Some(warning) = crate::stack::deprecation_warning(settings.stack) {
+        log::warning(&warning);
+    }
     let app = App::read(&stager.build_dir)?;
     for warning in app.warnings() {
         log::warning(warning);
@@ -55,6 +64,17 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
         cache.clear()?;
     }
     // Every push hashes vendor/ (its digest decides the cache); only a build indexes it.
+    if let Some(stacks) = app.vendor_dir.as_deref().and_then(vendor::vendored_for) {
+        if !stacks.iter().any(|stack| stack == settings.stack.name) {
+            log::warning(&format!(
+                "vendor/ holds packages chosen for {}, and this staging is on {}: some may need a \
+                 newer glibc than it has. Vendor again with `conda-buildpack vendor --stack {}`.",
+                stacks.join(", "),
+                settings.stack.name,
+                settings.stack.name
+            ));
+        }
+    }
     let vendored = match &app.vendor_dir {
         Some(vendor_dir) => summary.time("scanning vendor/", || vendor::scan(vendor_dir))?,
         None => None,
@@ -450,7 +470,7 @@ fn fingerprint(
     }
     Fingerprint {
         buildpack_version: buildpack.version.clone(),
-        stack: settings.stack.clone(),
+        stack: settings.stack.name.to_string(),
         installer: dependency.to_string(),
         installer_sha256: dependency.sha256.to_ascii_lowercase(),
         python: format!("{} {}", python.major, python.pin.as_deref().unwrap_or(""))
