@@ -422,10 +422,13 @@ mod tests {
 
     #[test]
     fn the_python_major_picks_the_installer_line() {
-        assert_eq!(chosen(3, None, None), "miniforge3 24.7.1");
+        assert_eq!(chosen(3, None, None), "miniforge3 26.5.3");
         assert_eq!(chosen(2, None, None), "miniconda2 4.7.12.1");
-        assert_eq!(chosen(3, Some("miniconda"), None), "miniconda3-py39 25.7.0");
-        assert_eq!(chosen(3, Some("miniforge"), None), "miniforge3 24.7.1");
+        assert_eq!(
+            chosen(3, Some("miniconda"), None),
+            "miniconda3-py311 25.9.1"
+        );
+        assert_eq!(chosen(3, Some("miniforge"), None), "miniforge3 26.5.3");
     }
 
     #[test]
@@ -444,12 +447,12 @@ mod tests {
         let position = manifest
             .default_versions
             .iter()
-            .position(|default| default.name == "miniconda3-py39")
+            .position(|default| default.name == "miniconda3-py311")
             .unwrap();
         let miniconda = manifest.default_versions.remove(position);
         manifest.default_versions.insert(0, miniconda);
         let choice = choose(&manifest, &python(3), &settings).unwrap();
-        assert_eq!(choice.dependency.to_string(), "miniconda3-py39 25.7.0");
+        assert_eq!(choice.dependency.to_string(), "miniconda3-py311 25.9.1");
         assert_eq!(choice.reason, "the default for Python 3");
     }
 
@@ -464,6 +467,21 @@ mod tests {
         );
         assert_eq!(chosen(3, None, Some("4.7.12.1")), "miniconda3 4.7.12.1");
         assert_eq!(chosen(3, None, Some("4.x")), "miniconda3-py39 4.12.0");
+        // Older Miniforge stays selectable.
+        assert_eq!(chosen(3, None, Some("26.3.x")), "miniforge3 26.3.2");
+    }
+
+    #[test]
+    fn an_installer_a_stack_cannot_run_falls_back_to_the_newest_it_can() {
+        // Miniconda 25.9 needs glibc 2.28: on cflinuxfs3 the newest Miniconda it runs is chosen.
+        let manifest = manifest();
+        let choice = choose(
+            &manifest,
+            &python(3),
+            &settings(Some("miniconda"), None, "cflinuxfs3"),
+        )
+        .unwrap();
+        assert_eq!(choice.dependency.to_string(), "miniconda3-py39 25.7.0");
     }
 
     #[test]

@@ -350,13 +350,15 @@ mod tests {
                 "the source manifest vendors nothing"
             );
         }
-        let default = manifest.default_version("miniconda3-py39").unwrap();
-        assert!(
-            manifest
-                .dependencies
-                .iter()
-                .any(|d| d.name == "miniconda3-py39" && version_matches_line(&d.version, default))
-        );
+        for default in &manifest.default_versions {
+            assert!(
+                manifest.dependencies.iter().any(|d| d.name == default.name
+                    && version_matches_line(&d.version, &default.version)),
+                "default_versions names {} {}, which no entry has",
+                default.name,
+                default.version
+            );
+        }
     }
 
     #[test]
