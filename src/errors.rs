@@ -27,8 +27,9 @@ pub(crate) enum Error {
     PythonVersion(#[from] PythonVersionError),
     #[error(transparent)]
     Installer(#[from] InstallerError),
+    /// Boxed: conda's failure carries its whole story (output, channels, solvers, memory).
     #[error(transparent)]
-    Environment(#[from] EnvironmentError),
+    Environment(Box<EnvironmentError>),
     #[error(transparent)]
     Relocate(#[from] RelocateError),
     #[error(transparent)]
@@ -39,11 +40,19 @@ pub(crate) enum Error {
     Vendor(#[from] VendorError),
     #[error(transparent)]
     Pip(#[from] PipError),
+    #[error(transparent)]
+    Solver(#[from] crate::solver::SolverError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl From<EnvironmentError> for Error {
+    fn from(error: EnvironmentError) -> Self {
+        Self::Environment(Box::new(error))
+    }
 }
 
 impl Error {
@@ -116,6 +125,25 @@ pub(crate) fn message(error: &Error) -> Message {
             "Loosen the constraint, e.g. `python=3.11`.",
         ),
         Error::Installer(installer) => installer_message(installer),
+        Error::Solver(crate::solver::SolverError::Unavailable {
+            wanted,
+            source_name,
+            offered,
+            installer,
+        }) => Message::new(
+            format!("The conda of {installer} has no {wanted} solver"),
+            vec![
+                format!(
+                    "{source_name} asks for the {wanted} solver; the installed conda offers {}.",
+                    offered.join(", ")
+                ),
+                "Asked before solving: conda would refuse the setting itself.".into(),
+            ],
+            format!(
+                "Unset it (`cf unset-env APP CONDA_SOLVER`, or drop `solver:` from the app's .condarc) and the buildpack runs the fastest this conda offers, or choose one of: {}. The rattler solver comes with Miniforge 26.5 and later (BP_CONDA_VERSION=26.5.x).",
+                offered.join(", ")
+            ),
+        ),
         Error::Environment(environment) => environment_message(environment),
         Error::Relocate(RelocateError::PrefixTooLong { file, from, to }) => Message::new(
             "The environment cannot be moved to its run-time path",
@@ -512,8 +540,14 @@ fn environment_message(error: &EnvironmentError) -> Message {
             memory_limit_mib,
             vendored,
             channels,
+            solver,
+            other_solvers,
+            peak_memory_kib,
         } => {
-            let mut body = vec![format!("`{command}` failed ({status}).")];
+            let mut body = vec![match solver {
+                Some(solver) => format!("`{command}` failed ({status}) with the {solver} solver."),
+                None => format!("`{command}` failed ({status})."),
+            }];
             if !output.is_empty() {
                 body.push("conda said:".into());
                 body.extend(output.iter().map(|line| format!("  {line}")));
@@ -616,13 +650,31 @@ fn environment_message(error: &EnvironmentError) -> Message {
                         "Run `conda-buildpack vendor APP_DIR` on a machine with internet access, so vendor/pip holds every wheel the pip section needs, and push again.".to_string(),
                     )
                 }
-                FailureKind::Killed => (
-                    "conda was killed, most likely for running out of memory",
-                    format!(
-                        "Staging had {} of memory and conda was stopped by SIGKILL, which is what the container's out-of-memory killer sends. Raise the app's memory (cf push -m 2G, or `memory:` in manifest.yml), or install from an @EXPLICIT spec-file.txt, which needs no solve.",
-                        memory_limit_mib.map_or_else(|| "an unknown amount".to_string(), |mib| format!("{mib} MB"))
-                    ),
-                ),
+                FailureKind::OutOfMemory => {
+                    let limit = memory_limit_mib
+                        .map_or_else(|| "an unknown limit".to_string(), |mib| format!("MEMORY_LIMIT {mib} MB"));
+                    let peak = peak_memory_kib
+                        .map_or_else(|| "unknown".to_string(), |kib| log::format_size(kib * 1024));
+                    body.insert(
+                        1,
+                        format!("Peak memory seen: {peak}, against the staging's {limit}."),
+                    );
+                    let rattler = match (solver.as_deref(), other_solvers.iter().any(|s| s == "rattler")) {
+                        (Some("rattler"), _) => None,
+                        (_, true) => Some("use the rattler solver, which needs a fraction of the memory: `cf set-env APP CONDA_SOLVER rattler` (or `cf unset-env APP CONDA_SOLVER`: the buildpack picks it when conda has it)".to_string()),
+                        _ => Some("use an installer whose conda has the rattler solver, which needs a fraction of the memory: `cf set-env APP BP_CONDA_VERSION 26.5.x`".to_string()),
+                    };
+                    let mut fixes: Vec<String> = rattler.into_iter().collect();
+                    fixes.push("give staging more memory: `cf push APP -m 2G`, or `cf scale APP -m 2G` then `cf restage APP`".into());
+                    fixes.push("stage from a lockfile, which needs no solve: `conda list --explicit --md5 > spec-file.txt` in a working environment".into());
+                    (
+                        match solver {
+                            Some(_) => "conda ran out of memory while solving",
+                            None => "conda ran out of memory",
+                        },
+                        format!("Either {}.", fixes.join("; or ")),
+                    )
+                }
                 FailureKind::DiskFull => (
                     "conda ran out of disk",
                     DISK_FULL.to_string(),
@@ -631,6 +683,15 @@ fn environment_message(error: &EnvironmentError) -> Message {
                     "conda failed to create the environment",
                     "See conda's error above. `conda env create -f environment.yml` on your machine usually shows the same problem.".to_string(),
                 ),
+            };
+            let fix = match (kind, solver, other_solvers.first()) {
+                (FailureKind::Unsatisfiable | FailureKind::Other, Some(solver), Some(other)) => {
+                    format!(
+                        "{fix} The {solver} solver ran; to try another this conda offers ({}): `cf set-env APP CONDA_SOLVER {other}` and `cf restage APP`.",
+                        other_solvers.join(", ")
+                    )
+                }
+                _ => fix,
             };
             Message::new(title, body, fix)
         }
@@ -681,6 +742,9 @@ mod tests {
             channels: vec![
                 "conda-forge from environment.yml (http://127.0.0.1:1/conda-forge)".into(),
             ],
+            solver: None,
+            other_solvers: vec![],
+            peak_memory_kib: None,
         }
         .into();
         let message = message(&error);
@@ -729,13 +793,16 @@ mod tests {
             })
             .into(),
             EnvironmentError::Conda {
-                kind: FailureKind::Killed,
+                kind: FailureKind::OutOfMemory,
                 command: "conda".into(),
                 status: "signal: 9".into(),
                 output: vec![],
                 memory_limit_mib: Some(256),
                 vendored: false,
                 channels: vec![],
+                solver: Some("classic".into()),
+                other_solvers: vec!["rattler".into()],
+                peak_memory_kib: Some(250_000),
             }
             .into(),
         ];
@@ -757,6 +824,25 @@ mod tests {
                 .contains(&"DEPENDENCY MISSING IN MANIFEST:".to_string())
         );
         let killed = message(&samples[4]);
-        assert!(killed.fix.contains("256 MB") && killed.fix.contains("cf push -m"));
+        assert_eq!(killed.title, "conda ran out of memory while solving");
+        assert!(
+            killed.body[0].contains("with the classic solver"),
+            "{:?}",
+            killed.body
+        );
+        assert!(
+            killed.body[1]
+                .contains("Peak memory seen: 244.1 MiB, against the staging's MEMORY_LIMIT 256 MB"),
+            "{:?}",
+            killed.body
+        );
+        for fix in [
+            "CONDA_SOLVER rattler",
+            "cf push APP -m 2G",
+            "cf scale APP -m 2G",
+            "spec-file.txt",
+        ] {
+            assert!(killed.fix.contains(fix), "{fix} missing: {}", killed.fix);
+        }
     }
 }

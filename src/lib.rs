@@ -27,6 +27,7 @@ mod process;
 mod python_version;
 mod relocate;
 mod slim;
+mod solver;
 mod stack;
 mod stager;
 mod summary;

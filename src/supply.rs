@@ -21,6 +21,7 @@ use crate::pip;
 use crate::python_version::{self, PythonChoice};
 use crate::relocate;
 use crate::slim;
+use crate::solver;
 use crate::stager::{Facts, Stager};
 use crate::summary::{self, CacheOutcome, Summary};
 use crate::vendor;
@@ -58,6 +59,7 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
     warn_about_deprecation(&buildpack.manifest, dependency);
 
     let mut summary = Summary::new();
+    summary.memory_limit_mib = settings.memory_limit_mib;
     let cache = AppCache::open(&stager.cache_dir)?;
     if settings.clear_cache {
         log::step("Clearing the app cache (BP_CONDA_CLEAR_CACHE)");
@@ -188,6 +190,34 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
     Ok(())
 }
 
+/// The solver for this staging: the user's or operator's `CONDA_SOLVER`, else the fastest the
+/// installed conda offers, asked of that conda.
+fn choose_solver(
+    conda: &Conda<'_>,
+    base: &Path,
+    dependency: &Dependency,
+) -> Result<Option<solver::Solver>, Error> {
+    let requested = std::env::var("CONDA_SOLVER")
+        .ok()
+        .map(|value| value.trim().to_string())
+        .filter(|value| !value.is_empty());
+    let Some(offered) =
+        solver::python_of(base).and_then(|python| solver::offered(conda.command_for(&python)))
+    else {
+        log::detail(
+            "Solver: conda's own default (the installed conda could not be asked which it has)",
+        );
+        return Ok(None);
+    };
+    let chosen = solver::choose(
+        offered,
+        requested.as_deref().map(|wanted| ("CONDA_SOLVER", wanted)),
+        &dependency.to_string(),
+    )?;
+    log::detail(&format!("Solver: {} ({})", chosen.name, chosen.reason));
+    Ok(Some(chosen))
+}
+
 /// The cold path: installer, conda, relocation.
 #[allow(clippy::too_many_arguments)]
 fn build(
@@ -287,7 +317,7 @@ fn build(
                 .join("; ")
         ));
     }
-    let conda = Conda {
+    let mut conda = Conda {
         executable: conda_executable,
         pkgs_dir: cache.pkgs_dir(),
         pip_cache_dir: cache.pip_dir(),
@@ -296,7 +326,24 @@ fn build(
         pip_find_links: pip
             .and_then(|pip| pip.wheelhouse.as_ref())
             .map(|wheelhouse| wheelhouse.dir.clone()),
+        solver: None,
+        // The file's channels and conda's own, less `defaults`; offline, the vendored one alone.
+        channels: plan.without_defaults.then(|| match local_channel {
+            Some(channel) => vec![channel.url.clone()],
+            None => channels
+                .iter()
+                .map(|channel| channel.name.clone())
+                .collect(),
+        }),
     };
+    if let Some(list) = &conda.channels {
+        channels::restrict_installer_condarc(&base, list).map_err(Error::io(&base))?;
+    }
+    let solver = match plan.recipe {
+        environment::Recipe::EnvironmentFile { .. } => choose_solver(&conda, &base, dependency)?,
+        environment::Recipe::Explicit { .. } => None,
+    };
+    conda.solver = solver.as_ref().map(|solver| solver.name.clone());
     let env_dir = stager.env_dir();
     let runtime_dir = stager.runtime_env_dir();
     let build_prefix = relocate::build_prefix_for(&env_dir, &runtime_dir);
@@ -325,6 +372,7 @@ fn build(
             )),
         }
     }
+    #[allow(clippy::result_large_err)] // conda's failure, once per staging at most
     let build_with = |update: bool| {
         environment::build(
             &conda,
@@ -332,6 +380,7 @@ fn build(
             &build_prefix,
             settings.memory_limit_mib,
             &channels,
+            solver.as_ref(),
             update,
         )
     };
