@@ -211,6 +211,40 @@ fn an_unsolvable_environment_fails_supply_with_condas_own_words() {
 }
 
 #[test]
+fn the_user_chooses_the_solver_and_one_the_installed_conda_lacks_is_refused_before_solving() {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let zip = package(&server, dir.path(), &Packaging::default());
+    let app = app("numpy-web", dir.path());
+    let chosen = stage(
+        &app,
+        &[&zip],
+        &StageOptions::with_channels(&server).env("CONDA_SOLVER", "classic"),
+        &dir.path().join("classic"),
+    );
+    chosen
+        .assert_success()
+        .assert_log_contains("       Solver: classic (CONDA_SOLVER=classic)");
+
+    // Miniforge 24.7's conda has no rattler solver.
+    let refused = stage(
+        &app,
+        &[&zip],
+        &StageOptions::with_channels(&server)
+            .env("BP_CONDA_VERSION", "24.7.1")
+            .env("CONDA_SOLVER", "rattler"),
+        &dir.path().join("refused"),
+    );
+    refused
+        .assert_supply_failed()
+        .assert_clean_log()
+        .assert_log_contains("The conda of miniforge3 24.7.1 has no rattler solver")
+        .assert_log_contains("CONDA_SOLVER asks for the rattler solver; the installed conda offers libmamba, classic.")
+        .assert_log_contains("cf unset-env APP CONDA_SOLVER")
+        .assert_log_lacks("Solving environment");
+}
+
+#[test]
 fn without_a_procfile_release_is_valid_and_the_log_says_what_is_missing() {
     let pushed = support::push("no-procfile", StageOptions::with_channels);
     let staging = &pushed.staging;
