@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::errors::{self, Error};
 use crate::stager::Stager;
-use crate::{detect, finalize, lifecycle, packager, supply, vendor};
+use crate::{detect, finalize, lifecycle, manifest_update, packager, supply, vendor};
 
 #[derive(Parser)]
 #[command(
@@ -58,6 +58,16 @@ enum Command {
     /// Fill an app's vendor/ with every conda package its environment needs, for staging
     /// with no network.
     Vendor(vendor::VendorArgs),
+    /// Tools for the buildpack's manifest.yml.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+}
+
+#[derive(Subcommand)]
+enum ManifestCommand {
+    /// Propose the newest installers from the publishers' release metadata, each verified by
+    /// download against the sha256 its publisher states; `--write` applies the proposal.
+    Update(manifest_update::UpdateArgs),
 }
 
 pub(crate) fn run() -> ExitCode {
@@ -106,6 +116,7 @@ pub(crate) fn run() -> ExitCode {
         Command::Builder(args) => lifecycle::builder::run(&args),
         Command::Launch(args) => lifecycle::launch::run(&args),
         Command::Vendor(args) => vendor::run(&args),
+        Command::Manifest(ManifestCommand::Update(args)) => manifest_update::run(&args),
     }
 }
 
