@@ -13,6 +13,7 @@ pub(crate) mod edit;
 mod eol;
 mod miniconda;
 mod miniforge;
+mod verify;
 
 use std::cmp::Ordering;
 use std::fs;
@@ -20,11 +21,13 @@ use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::download::{self, DownloadError, Progress};
+use crate::download::Progress;
 use crate::log::redact_url;
 use crate::manifest::{Manifest, ManifestError, compare_versions, version_matches_line};
 pub(crate) use miniconda::MinicondaError;
 pub(crate) use miniforge::MiniforgeError;
+use verify::{Downloads, verify, without_credentials};
+pub(crate) use verify::{Failure, VerifyError};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct UpdateArgs {
@@ -117,23 +120,7 @@ pub(crate) enum UpdateError {
     Unverified { failures: Vec<Failure> },
 }
 
-/// A proposed installer that was not pinned.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    /// `miniforge3 25.11.0`
-    pub(crate) release: String,
-    pub(crate) error: VerifyError,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum VerifyError {
-    #[error("{0}")]
-    Stated(MiniforgeError),
-    #[error("{0}")]
-    Download(DownloadError),
-}
-
-fn io_error(path: &Path) -> impl FnOnce(io::Error) -> UpdateError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> UpdateError + '_ {
     move |source| UpdateError::Io {
         path: path.to_path_buf(),
         source,
@@ -454,48 +441,6 @@ fn parse_defaults(
         .collect()
 }
 
-/// The stated sha256 of `release` and who stated it, once the downloaded bytes agree.
-fn verify(
-    release: &Release,
-    downloads: &Downloads,
-    progress: Progress,
-) -> Result<(String, String), VerifyError> {
-    let (sha256, stated_by) = match &release.stated {
-        Stated::Inline { sha256, page } => (sha256.clone(), redact_url(page)),
-        Stated::Asset { url } => (
-            miniforge::stated_sha256(url).map_err(VerifyError::Stated)?,
-            redact_url(url),
-        ),
-    };
-    let target = downloads.dir.join(&sha256).join(&release.file_name);
-    let cached =
-        target.is_file() && download::sha256_file(&target).is_ok_and(|actual| actual == sha256);
-    if cached {
-        eprintln!(
-            "Using {} from {}",
-            release.file_name,
-            downloads.dir.display()
-        );
-    } else {
-        eprintln!("Download [{}]", redact_url(&release.url));
-        download::fetch_verified(&release.url, &sha256, &target, progress)
-            .map_err(VerifyError::Download)?;
-    }
-    Ok((sha256, stated_by))
-}
-
-/// Credentials of a mirror belong to the operator's pipeline, never in a buildpack zip.
-fn without_credentials(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
-
 /// What `package` would refuse is refused here, and the text must hold exactly the entries
 /// intended: the old ones less the removed, plus the verified new ones with their sha256.
 fn check_rewrite(old: &Manifest, new_text: &str, edits: &edit::Edits) -> Result<(), UpdateError> {
@@ -571,38 +516,6 @@ fn write_in_place(path: &Path, text: &str) -> Result<(), UpdateError> {
     result.map_err(io_error(path))
 }
 
-/// Where installers are downloaded to be checked: `--cache-dir`, kept, or a temporary
-/// directory removed at the end. Never the repository.
-struct Downloads {
-    dir: PathBuf,
-    temporary: bool,
-}
-
-impl Downloads {
-    fn new(cache_dir: Option<&Path>) -> Result<Self, UpdateError> {
-        let (dir, temporary) = match cache_dir {
-            Some(dir) => (dir.to_path_buf(), false),
-            None => (
-                std::env::temp_dir().join(format!(
-                    "conda-buildpack-manifest-update-{}",
-                    std::process::id()
-                )),
-                true,
-            ),
-        };
-        fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-        Ok(Self { dir, temporary })
-    }
-}
-
-impl Drop for Downloads {
-    fn drop(&mut self) {
-        if self.temporary {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,15 +526,6 @@ mod tests {
         assert_eq!(split_build("25.9.1-12"), ("25.9.1".into(), 12));
         assert_eq!(split_build("4.12.0"), ("4.12.0".into(), 0));
         assert_eq!(split_build("latest"), ("latest".into(), 0));
-    }
-
-    #[test]
-    fn credentials_never_reach_a_pinned_uri() {
-        assert_eq!(
-            without_credentials("https://bot:s3cret@mirror.example/m/x.sh"),
-            "https://mirror.example/m/x.sh"
-        );
-        assert_eq!(without_credentials("https://h/x.sh"), "https://h/x.sh");
     }
 
     #[test]
