@@ -13,6 +13,7 @@ pub(crate) mod edit;
 mod eol;
 mod miniconda;
 mod miniforge;
+mod plan;
 mod verify;
 
 use std::cmp::Ordering;
@@ -26,6 +27,7 @@ use crate::log::redact_url;
 use crate::manifest::{Manifest, ManifestError, compare_versions, version_matches_line};
 pub(crate) use miniconda::MinicondaError;
 pub(crate) use miniforge::MiniforgeError;
+use plan::{deprecation, keep_window, status};
 use verify::{Downloads, verify, without_credentials};
 pub(crate) use verify::{Failure, VerifyError};
 
@@ -280,97 +282,34 @@ fn update(args: &UpdateArgs) -> Result<(), UpdateError> {
             }
         }
 
-        // The --keep window, over what the line will hold; a default's entry always stays.
-        let default = moves
+        let moved = moves
             .iter()
             .find(|(name, _)| name == line)
-            .map(|(_, version)| version.as_str())
-            .or_else(|| manifest.default_version(line));
-        let mut held: Vec<&str> = added
-            .iter()
-            .map(String::as_str)
-            .chain(pinned.iter().copied())
-            .collect();
-        held.sort_by(|a, b| compare_versions(b, a));
-        if let Some(default) = default {
-            if !held.iter().any(|v| version_matches_line(v, default)) {
-                return Err(UpdateError::Default {
-                    given: format!("{line}={default}"),
-                    reason: format!(
-                        "no {line} entry matches {default}; the line would hold {}",
-                        held.join(", ")
-                    ),
-                });
-            }
-        }
-        for version in held.iter().skip(keep) {
-            if default.is_some_and(|default| version_matches_line(version, default)) {
-                continue;
-            }
+            .map(|(_, version)| version.as_str());
+        let removed = keep_window(line, &added, &pinned, moved, &manifest, keep)?;
+        for version in &removed {
             report.push(format!(
                 "{line} {version}: removed, older than the newest {keep} (--keep)"
             ));
-            edits
-                .remove
-                .push((line.to_string(), (*version).to_string()));
+            edits.remove.push((line.to_string(), version.clone()));
         }
-
-        // Whether the line still has a future.
-        let newest = offered.first();
-        let python = eol::python_of_line(line);
-        let end_of_life = python.as_deref().and_then(eol::end_of_life);
-        let mut stopped = Vec::new();
-        if let (Some(python), Some(end)) = (&python, end_of_life) {
-            if end <= today {
-                stopped.push(format!("Python {python} reached its end of life on {end}"));
-            }
-        }
-        let year_ago = today
-            .checked_sub(jiff::Span::new().months(12))
-            .unwrap_or(today);
-        match newest {
-            None => report.push(format!(
-                "{line}: {publisher} lists no Linux x86_64 installer for this line"
-            )),
-            Some(newest) => {
-                let date = newest
-                    .date
-                    .map(|date| format!(" ({date})"))
-                    .unwrap_or_default();
-                if newest.date.is_some_and(|date| date < year_ago) {
-                    stopped.push("that is over 12 months old".into());
-                }
-                if !stopped.is_empty() {
-                    report.push(format!(
-                        "{line}: the publisher's newest release is {}{date}; {}: this line has stopped",
-                        newest.version,
-                        stopped.join("; ")
-                    ));
-                } else if added.is_empty() && !is_newer(&newest.version) {
-                    report.push(format!(
-                        "{line}: current (the publisher's newest release is {}{date})",
-                        newest.version
-                    ));
-                }
-            }
-        }
-
-        // Python's end of life as the line's deprecation date, unless one is set.
-        let has_date = manifest
-            .dependency_deprecation_dates
-            .iter()
-            .any(|entry| entry.name == line);
-        if let (Some(python), Some(end), false) = (&python, end_of_life, has_date) {
+        let newest = offered.first().copied();
+        if let Some(status) = status(line, publisher, newest, today) {
+            report.push(status);
+        } else if let Some(newest) = newest.filter(|r| added.is_empty() && !is_newer(&r.version)) {
             report.push(format!(
-                "{line}: deprecation date {end} proposed (Python {python}'s end of life, {})",
+                "{line}: current (the publisher's newest release is {})",
+                newest.version
+            ));
+        }
+        if let Some(deprecation) = deprecation(line, &manifest) {
+            report.push(format!(
+                "{line}: deprecation date {} proposed (Python {}'s end of life, {})",
+                deprecation.date,
+                eol::python_of_line(line).unwrap_or_default(),
                 eol::SOURCE
             ));
-            edits.deprecations.push(edit::NewDeprecation {
-                name: line.to_string(),
-                version_line: "x".into(),
-                date: end.to_string(),
-                link: eol::SOURCE.into(),
-            });
+            edits.deprecations.push(deprecation);
         }
     }
     for (line, version) in &moves {
