@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::errors::{self, Error};
 use crate::stager::Stager;
-use crate::{detect, finalize, lifecycle, packager, supply, vendor};
+use crate::{detect, finalize, lifecycle, manifest_update, packager, supply, vendor};
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +64,16 @@ enum Command {
         #[arg(long)]
         names: bool,
     },
+    /// Tools for the buildpack's manifest.yml.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+}
+
+#[derive(Subcommand)]
+enum ManifestCommand {
+    /// Propose the newest installers from the publishers' release metadata, each verified by
+    /// download against the sha256 its publisher states; `--write` applies the proposal.
+    Update(manifest_update::UpdateArgs),
 }
 
 pub(crate) fn run() -> ExitCode {
@@ -116,6 +126,7 @@ pub(crate) fn run() -> ExitCode {
             print!("{}", crate::stack::listing(names));
             ExitCode::SUCCESS
         }
+        Command::Manifest(ManifestCommand::Update(args)) => manifest_update::run(&args),
     }
 }
 

@@ -21,6 +21,7 @@ mod installer;
 mod lifecycle;
 mod log;
 mod manifest;
+mod manifest_update;
 mod packager;
 mod pip;
 mod process;
