@@ -190,6 +190,19 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
     Ok(())
 }
 
+/// conda's `add_pip_as_python_dependency` (on unless `CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY` turns it
+/// off): the classic and libmamba solvers give every Python environment pip; the rattler
+/// solver (conda-rattler-solver 0.1) does not, so the buildpack asks for pip itself and the
+/// solvers give the same environment (tests/conda_agreement.rs).
+fn pip_is_python_dependency() -> bool {
+    !std::env::var("CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY").is_ok_and(|value| {
+        matches!(
+            value.trim().to_ascii_lowercase().as_str(),
+            "false" | "no" | "0" | "off"
+        )
+    })
+}
+
 /// The solver for this staging: the user's or operator's `CONDA_SOLVER`, else the fastest the
 /// installed conda offers, asked of that conda.
 fn choose_solver(
@@ -286,6 +299,23 @@ fn build(
     })?;
 
     log::step("Installing the conda environment");
+    let mut conda = Conda {
+        executable: conda_executable,
+        pkgs_dir: cache.pkgs_dir(),
+        pip_cache_dir: cache.pip_dir(),
+        scratch: &scratch,
+        offline: local_channel.is_some(),
+        pip_find_links: pip
+            .and_then(|pip| pip.wheelhouse.as_ref())
+            .map(|wheelhouse| wheelhouse.dir.clone()),
+        solver: None,
+        channels: None,
+    };
+    // An explicit spec installs with no solve.
+    let solver = match app.explicit_spec {
+        None => choose_solver(&conda, &base, dependency)?,
+        Some(_) => None,
+    };
     let plan = environment::plan(
         app,
         python,
@@ -293,6 +323,9 @@ fn build(
         &work.join("plan"),
         local_channel,
         pip_section.as_ref(),
+        solver
+            .as_ref()
+            .is_some_and(|solver| solver.name == "rattler" && pip_is_python_dependency()),
     )?;
     log::detail(&plan.summary);
     // Offline installs use the vendored channel alone; an explicit spec names its URLs.
@@ -317,32 +350,17 @@ fn build(
                 .join("; ")
         ));
     }
-    let mut conda = Conda {
-        executable: conda_executable,
-        pkgs_dir: cache.pkgs_dir(),
-        pip_cache_dir: cache.pip_dir(),
-        scratch: &scratch,
-        offline: local_channel.is_some(),
-        pip_find_links: pip
-            .and_then(|pip| pip.wheelhouse.as_ref())
-            .map(|wheelhouse| wheelhouse.dir.clone()),
-        solver: None,
-        // The file's channels and conda's own, less `defaults`; offline, the vendored one alone.
-        channels: plan.without_defaults.then(|| match local_channel {
-            Some(channel) => vec![channel.url.clone()],
-            None => channels
-                .iter()
-                .map(|channel| channel.name.clone())
-                .collect(),
-        }),
-    };
+    // The file's channels and conda's own, less `defaults`; offline, the vendored one alone.
+    conda.channels = plan.without_defaults.then(|| match local_channel {
+        Some(channel) => vec![channel.url.clone()],
+        None => channels
+            .iter()
+            .map(|channel| channel.name.clone())
+            .collect(),
+    });
     if let Some(list) = &conda.channels {
         channels::restrict_installer_condarc(&base, list).map_err(Error::io(&base))?;
     }
-    let solver = match plan.recipe {
-        environment::Recipe::EnvironmentFile { .. } => choose_solver(&conda, &base, dependency)?,
-        environment::Recipe::Explicit { .. } => None,
-    };
     conda.solver = solver.as_ref().map(|solver| solver.name.clone());
     let env_dir = stager.env_dir();
     let runtime_dir = stager.runtime_env_dir();
