@@ -26,6 +26,7 @@ mod pip;
 mod process;
 mod python_version;
 mod relocate;
+mod secrets;
 mod slim;
 mod stager;
 mod summary;

@@ -1,0 +1,155 @@
+//! Private channels, as enterprises run them: credentials in the channel alias, in
+//! environment.yml, in a bound service, in the app's .condarc. Whatever the source and
+//! whatever the outcome, the canary secret is found in no line of the log, no file of the
+//! droplet outside the app's own files, and no file of the app cache.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+
+use support::{Packaging, Server, StageOptions, Staging, app, fixtures, package, scratch, stage};
+
+const CANARY: &str = "Canary-s3cret-26";
+
+/// Every file under `dir` (and inside every tgz there: the droplet, Diego's cache tgz) that
+/// holds `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            found.extend(files_holding(&path, needle));
+        } else if kind.is_file() {
+            let name = path.to_string_lossy().to_string();
+            if name.ends_with(".tgz") || name.ends_with(".tar.gz") {
+                let unpacked = tempfile::tempdir().unwrap();
+                let status = std::process::Command::new("tar")
+                    .arg("xzf")
+                    .arg(&path)
+                    .arg("-C")
+                    .arg(unpacked.path())
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "cannot unpack {name}");
+                found.extend(
+                    files_holding(unpacked.path(), needle)
+                        .into_iter()
+                        .map(|inner| format!("{name}!{inner}")),
+                );
+            } else if name.ends_with(".tar.zst") {
+                let output = std::process::Command::new("zstd")
+                    .arg("-dc")
+                    .arg(&path)
+                    .output()
+                    .unwrap();
+                if contains(&output.stdout, needle) {
+                    found.push(name);
+                }
+            } else if fs::read(&path).is_ok_and(|bytes| contains(&bytes, needle)) {
+                found.push(name);
+            }
+        }
+    }
+    found
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+/// The canary is in no log line, and in no stored file but the app's own.
+fn assert_canary_nowhere(staging: &Staging, cache: &Path) {
+    assert!(
+        !staging.log.contains(CANARY),
+        "the log shows the secret:\n{}",
+        staging.log
+    );
+    let outside_the_app: Vec<String> = files_holding(&staging.output, CANARY)
+        .into_iter()
+        .filter(|file| !file.contains("!./app/") && !file.contains("!app/"))
+        .collect();
+    assert_eq!(
+        outside_the_app,
+        Vec::<String>::new(),
+        "the droplet stores the secret"
+    );
+    assert_eq!(
+        files_holding(cache, CANARY),
+        Vec::<String>::new(),
+        "the app cache stores the secret"
+    );
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    server: Server,
+    zip: std::path::PathBuf,
+}
+
+impl World {
+    fn new() -> Self {
+        let dir = scratch();
+        let server = Server::start(&fixtures().dir);
+        let zip = package(&server, dir.path(), &Packaging::default());
+        Self { dir, server, zip }
+    }
+
+    fn push(
+        &self,
+        fixture: &str,
+        name: &str,
+        options: StageOptions,
+    ) -> (Staging, std::path::PathBuf) {
+        let app = app(fixture, &self.dir.path().join(name));
+        let cache = self.dir.path().join(format!("{name}-cache"));
+        let staging = stage(
+            &app,
+            &[&self.zip],
+            &options.cache(&cache),
+            &self.dir.path().join(format!("{name}-out")),
+        );
+        (staging, cache)
+    }
+
+    /// The server's URL with `user:password@`.
+    fn url_with(&self, user: &str, password: &str) -> String {
+        self.server
+            .url()
+            .replacen("http://", &format!("http://{user}:{password}@"), 1)
+    }
+}
+
+#[test]
+fn a_password_in_the_channel_alias_is_never_shown_even_with_bp_debug() {
+    let world = World::new();
+    let alias = world.url_with("alice", CANARY);
+    let options = StageOptions::with_channels(&world.server)
+        .env("CONDA_CHANNEL_ALIAS", &alias)
+        .env("BP_DEBUG", "1");
+    let (staging, cache) = world.push("numpy-web", "alias", options);
+    staging.assert_log_contains("alice:-redacted-@127.0.0.1");
+    assert_canary_nowhere(&staging, &cache);
+}
+
+#[test]
+fn a_token_path_and_a_password_in_pip_index_url_are_never_shown() {
+    let world = World::new();
+    let options = StageOptions::with_channels(&world.server)
+        .env(
+            "CONDA_DEFAULT_CHANNELS",
+            &format!("{}/t/{CANARY}/main", world.server.url()),
+        )
+        .env("PIP_INDEX_URL", &world.url_with("bob", CANARY))
+        .env("BP_DEBUG", "1");
+    let (staging, cache) = world.push("pip-requirements", "token", options);
+    assert_canary_nowhere(&staging, &cache);
+}
