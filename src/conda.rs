@@ -19,6 +19,9 @@ pub(crate) struct Conda<'a> {
     pub(crate) offline: bool,
     /// `vendor/pip/`: pip's only source, with no index (apps with vendored pip files).
     pub(crate) pip_find_links: Option<PathBuf>,
+    /// Settings for conda and pip the staging decided (a bound service's pip index, the
+    /// platform's CA bundle): each only when the user's environment does not set it.
+    pub(crate) env: Vec<(String, std::ffi::OsString)>,
 }
 
 impl Conda<'_> {
@@ -53,6 +56,9 @@ impl Conda<'_> {
             .env_remove("PYTHONHOME")
             .env_remove("CONDA_PREFIX")
             .env_remove("CONDA_DEFAULT_ENV");
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
         if self.offline {
             command.env("CONDA_OFFLINE", "true");
         }

@@ -11,6 +11,7 @@ use crate::buildpack::Buildpack;
 use crate::cache::{self, AppCache, Fingerprint, Restore};
 use crate::channels;
 use crate::conda::Conda;
+use crate::condarc::{self, Layer};
 use crate::environment;
 use crate::errors::Error;
 use crate::fsutil;
@@ -20,6 +21,7 @@ use crate::manifest::{self, Dependency};
 use crate::pip;
 use crate::python_version::{self, PythonChoice};
 use crate::relocate;
+use crate::services::{self, CondaService};
 use crate::slim;
 use crate::stager::{Facts, Stager};
 use crate::summary::{self, CacheOutcome, Summary};
@@ -31,9 +33,22 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
     log::step(&format!("Conda Buildpack version {}", buildpack.version));
 
     let settings = Settings::from_env()?;
+    let services = services::from_env()?;
     let app = App::read(&stager.build_dir)?;
     for warning in app.warnings() {
         log::warning(warning);
+    }
+    let app_condarc = condarc::read_app(&stager.build_dir)?;
+    if let Some((_, ignored)) = app_condarc
+        .as_ref()
+        .filter(|(_, ignored)| !ignored.is_empty())
+    {
+        log::warning(&format!(
+            "The app's .condarc sets {}, which staging does not read; it reads channels, \
+             channel_alias, default_channels, custom_channels, channel_priority, solver, \
+             ssl_verify and allowlist_channels.",
+            ignored.join(", ")
+        ));
     }
     let decision = python_version::decide(&app)?;
     if let Some(conflict) = &decision.conflict {
@@ -60,10 +75,25 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
         None => None,
     };
     let pip = read_pip(&app, &stager.build_dir)?;
+    // The app's and the services' channel settings, more specific first, for conda.
+    let layers: Vec<Layer> = services
+        .iter()
+        .map(Layer::from_service)
+        .chain(app_condarc.map(|(layer, _)| layer))
+        .collect();
+    if condarc::merge(&layers).ssl_verify.as_deref() == Some("false") {
+        log::warning(
+            "ssl_verify: false in the app's .condarc: conda does not check the channels' \
+             certificates, so anyone on the network path can serve this app's packages. Name \
+             your CA's certificate instead (ssl_verify: certs/ca.pem), or ask the operator to \
+             add it to the platform's trusted certificates.",
+        );
+    }
     let fingerprint = fingerprint(
         &buildpack,
         &settings,
         &app,
+        &layers,
         dependency,
         &python,
         stager,
@@ -126,6 +156,8 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
             &app,
             &python,
             &settings,
+            &services,
+            &layers,
             vendored.as_ref(),
             pip.as_ref(),
             update.then_some(&fingerprint),
@@ -178,6 +210,8 @@ fn build(
     app: &App,
     python: &PythonChoice,
     settings: &Settings,
+    services: &[CondaService],
+    layers: &[Layer],
     vendored: Option<&vendor::Scan>,
     pip: Option<&PipInputs>,
     update_from_cache: Option<&Fingerprint>,
@@ -245,13 +279,39 @@ fn build(
         pip_section.as_ref(),
     )?;
     log::detail(&plan.summary);
+    for service in services {
+        log::detail(&format!(
+            "Channel settings and credentials from the service {} (tagged conda)",
+            service.name
+        ));
+    }
+    let deciders: Vec<String> = [
+        "CONDA_CHANNEL_ALIAS",
+        "CONDA_DEFAULT_CHANNELS",
+        "CONDA_CHANNELS",
+    ]
+    .iter()
+    .filter(|name| std::env::var_os(name).is_some())
+    .map(ToString::to_string)
+    .chain(layers.iter().map(|layer| layer.source.clone()))
+    .collect();
+    if !deciders.is_empty() {
+        log::detail(&format!(
+            "Channel settings, the first that sets one wins: {}, then the installer's .condarc",
+            deciders.join(", ")
+        ));
+    }
     // Offline installs use the vendored channel alone; an explicit spec names its URLs.
     let channels = match (&app.environment, &plan.recipe, local_channel) {
         (Some(environment), environment::Recipe::EnvironmentFile { .. }, None) => {
             channels::effective(
                 &environment.file_name,
                 &environment.spec.channels,
-                &base,
+                &layers
+                    .iter()
+                    .cloned()
+                    .chain([condarc::read_installer(&base)])
+                    .collect::<Vec<_>>(),
                 |name| std::env::var(name).ok(),
             )
         }
@@ -267,6 +327,19 @@ fn build(
                 .join("; ")
         ));
     }
+    // conda reads it as the staging user's .condarc; it holds credentials, so it lives only
+    // while conda runs (dropped at the end of this function, whatever happens).
+    let _staging_condarc =
+        condarc::write_staging(&scratch.home, layers).map_err(Error::io(&scratch.home))?;
+    let mut conda_env = Vec::new();
+    if std::env::var_os("PIP_INDEX_URL").is_none() {
+        if let Some(url) = services
+            .iter()
+            .find_map(|service| service.pip_index_url.clone())
+        {
+            conda_env.push(("PIP_INDEX_URL".to_string(), url.into()));
+        }
+    }
     let conda = Conda {
         executable: conda_executable,
         pkgs_dir: cache.pkgs_dir(),
@@ -276,6 +349,7 @@ fn build(
         pip_find_links: pip
             .and_then(|pip| pip.wheelhouse.as_ref())
             .map(|wheelhouse| wheelhouse.dir.clone()),
+        env: conda_env,
     };
     let env_dir = stager.env_dir();
     let runtime_dir = stager.runtime_env_dir();
@@ -411,6 +485,7 @@ fn fingerprint(
     buildpack: &Buildpack,
     settings: &Settings,
     app: &App,
+    layers: &[Layer],
     dependency: &Dependency,
     python: &PythonChoice,
     stager: &Stager,
@@ -428,6 +503,15 @@ fn fingerprint(
         inputs.insert(
             explicit.file_name.clone(),
             cache::sha256_bytes(&explicit.bytes),
+        );
+    }
+    for layer in layers {
+        // What a service or the app's .condarc says, less its credentials: a rotated
+        // password keeps the cached environment.
+        let said = format!("{layer:?}");
+        inputs.insert(
+            layer.source.clone(),
+            cache::sha256_bytes(crate::secrets::without_credentials(&said).as_bytes()),
         );
     }
     if let Some(pip) = pip {

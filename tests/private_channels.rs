@@ -153,3 +153,91 @@ fn a_token_path_and_a_password_in_pip_index_url_are_never_shown() {
     let (staging, cache) = world.push("pip-requirements", "token", options);
     assert_canary_nowhere(&staging, &cache);
 }
+
+fn conda_service(credentials: &str) -> String {
+    format!(
+        r#"{{"user-provided":[{{"name":"conda-mirror","label":"user-provided","tags":["conda"],"credentials":{credentials}}}]}}"#
+    )
+}
+
+#[test]
+fn a_bound_service_is_named_in_the_log_and_its_password_is_nowhere() {
+    let world = World::new();
+    let credentials = format!(
+        r#"{{"channel_alias":"{}","username":"alice","password":"{CANARY}"}}"#,
+        world.server.url()
+    );
+    let options = StageOptions::with_channels(&world.server)
+        .env("VCAP_SERVICES", &conda_service(&credentials))
+        .env("BP_DEBUG", "1");
+    let (staging, cache) = world.push("numpy-web", "service", options);
+    staging
+        .assert_log_contains(
+            "       Channel settings and credentials from the service conda-mirror (tagged conda)",
+        )
+        .assert_log_contains("Channel settings, the first that sets one wins: CONDA_CHANNEL_ALIAS, CONDA_DEFAULT_CHANNELS, the service conda-mirror");
+    assert_canary_nowhere(&staging, &cache);
+}
+
+#[test]
+fn a_malformed_binding_fails_with_a_clear_message_that_echoes_no_value() {
+    let world = World::new();
+    for (vcap, expected) in [
+        (
+            format!(
+                r#"{{"user-provided":[{{"tags":["conda"],"credentials":{{"password":"{CANARY}""#
+            ),
+            "VCAP_SERVICES is not valid JSON (line 1, column",
+        ),
+        (
+            conda_service(&format!(
+                r#"{{"channel_alias":"https://mirror","username":"u","pasword":"{CANARY}"}}"#
+            )),
+            "The service conda-mirror has the unknown credential `pasword`.",
+        ),
+    ] {
+        let options = StageOptions::with_channels(&world.server).env("VCAP_SERVICES", &vcap);
+        let (staging, _cache) = world.push("numpy-web", "malformed", options);
+        staging
+            .assert_supply_failed()
+            .assert_log_contains("A bound conda service cannot be used")
+            .assert_log_contains(expected)
+            .assert_log_lacks(CANARY);
+    }
+}
+
+#[test]
+fn the_apps_condarc_names_channels_and_refuses_what_the_buildpack_controls() {
+    let world = World::new();
+    let app = app("numpy-web", &world.dir.path().join("condarc"));
+    fs::write(
+        app.join(".condarc"),
+        "channels: [conda-forge]\nssl_verify: false\nshow_channel_urls: true\n",
+    )
+    .unwrap();
+    let staging = stage(
+        &app,
+        &[&world.zip],
+        &StageOptions::with_channels(&world.server),
+        &world.dir.path().join("condarc-out"),
+    );
+    staging
+        .assert_success()
+        .assert_log_contains("ssl_verify: false in the app's .condarc")
+        .assert_log_contains(
+            "The app's .condarc sets show_channel_urls, which staging does not read",
+        )
+        .assert_log_contains("the app's .condarc");
+
+    fs::write(app.join(".condarc"), "pkgs_dirs: [/home/vcap/app/pkgs]\n").unwrap();
+    let staging = stage(
+        &app,
+        &[&world.zip],
+        &StageOptions::with_channels(&world.server),
+        &world.dir.path().join("condarc-refused"),
+    );
+    staging
+        .assert_supply_failed()
+        .assert_log_contains("The app's .condarc cannot be used")
+        .assert_log_contains("sets `pkgs_dirs`, which the buildpack controls");
+}
