@@ -104,10 +104,18 @@ pub(crate) fn fetch_checked(
     target: &Path,
     progress: Progress,
 ) -> Result<Downloaded, DownloadError> {
-    let client = reqwest::blocking::Client::builder()
+    let mut builder = reqwest::blocking::Client::builder()
         .connect_timeout(stall_timeout())
         .timeout(stall_timeout())
-        .user_agent(concat!("conda-buildpack/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("conda-buildpack/", env!("CARGO_PKG_VERSION")));
+    // The operator's CAs (CF_SYSTEM_CERT_PATH), beside the system store reqwest reads: an
+    // installer mirror signed by the company's CA needs no setting.
+    for pem in crate::certs::platform_certificates() {
+        if let Ok(certificate) = reqwest::Certificate::from_pem(pem.as_bytes()) {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    let client = builder
         .build()
         .map_err(|error| DownloadError::Unreachable {
             url: log::redact_url(url),

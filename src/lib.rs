@@ -8,6 +8,7 @@ mod app;
 mod archive;
 mod buildpack;
 mod cache;
+mod certs;
 mod channels;
 mod cli;
 mod conda;

@@ -332,6 +332,17 @@ fn build(
     let _staging_condarc =
         condarc::write_staging(&scratch.home, layers).map_err(Error::io(&scratch.home))?;
     let mut conda_env = Vec::new();
+    // The platform's CAs for conda and pip, beside the roots they ship; the bundle is written
+    // in conda's scratch dir (the cache's work dir), never the droplet.
+    if let Some(bundle) =
+        crate::certs::write_bundle(&scratch.tmp, &base).map_err(Error::io(&scratch.tmp))?
+    {
+        conda_env.extend(crate::certs::trust_settings(
+            &bundle,
+            condarc::merge(layers).ssl_verify.is_some(),
+            |name| std::env::var_os(name),
+        ));
+    }
     if std::env::var_os("PIP_INDEX_URL").is_none() {
         if let Some(url) = services
             .iter()

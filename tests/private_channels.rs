@@ -241,3 +241,60 @@ fn the_apps_condarc_names_channels_and_refuses_what_the_buildpack_controls() {
         .assert_log_contains("The app's .condarc cannot be used")
         .assert_log_contains("sets `pkgs_dirs`, which the buildpack controls");
 }
+
+/// A mirror signed by the company's CA, trusted only through CF_SYSTEM_CERT_PATH: the
+/// installer (served over HTTPS by the same mirror) and the channels are reached with no
+/// other setting. Without the CA, staging fails with a message about the certificate.
+#[test]
+fn a_mirror_signed_by_the_platforms_ca_needs_no_setting() {
+    let world = World::new();
+    let visible = support::container_visible_dir();
+    let ca = support::tls::PrivateCa::new(visible.path());
+    let mirror = support::tls::TlsServer::start(&fixtures().dir, &ca);
+    // Installers from the HTTPS mirror too: our own download trusts the platform's CA.
+    let manifest = support::fixture_manifest(&world.server, world.dir.path());
+    let text = fs::read_to_string(&manifest)
+        .unwrap()
+        .replace(&world.server.url(), &mirror.url());
+    fs::write(&manifest, text).unwrap();
+    let zip = package(
+        &world.server,
+        &world.dir.path().join("tls-zip"),
+        &Packaging {
+            manifest: Some(manifest),
+            ..Packaging::default()
+        },
+    );
+    let options = |trusted: bool| {
+        let mut options = StageOptions::with_channels(&world.server)
+            .env("CONDA_CHANNEL_ALIAS", &format!("{}/channels", mirror.url()))
+            .env(
+                "CONDA_DEFAULT_CHANNELS",
+                &format!("{}/channels/main", mirror.url()),
+            );
+        if trusted {
+            options = options.env("CF_SYSTEM_CERT_PATH", &ca.cert_dir.display().to_string());
+        }
+        options
+    };
+    let app = app("numpy-web", &world.dir.path().join("tls"));
+    let staging = stage(
+        &app,
+        &[&zip],
+        &options(true),
+        &world.dir.path().join("tls-out"),
+    );
+    staging
+        .assert_success()
+        .assert_log_contains(&format!("Download [{}/installers/", mirror.url()));
+
+    let staging = stage(
+        &app,
+        &[&zip],
+        &options(false),
+        &world.dir.path().join("tls-untrusted"),
+    );
+    staging
+        .assert_supply_failed()
+        .assert_log_contains("certificate");
+}

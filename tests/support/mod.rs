@@ -8,6 +8,7 @@ pub(crate) mod pip_index;
 pub(crate) mod proxy;
 pub(crate) mod real_conda;
 pub(crate) mod server;
+pub(crate) mod tls;
 #[allow(clippy::duplicate_mod)]
 #[path = "../world/mod.rs"]
 pub(crate) mod world;
