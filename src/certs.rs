@@ -4,8 +4,8 @@
 //! installer download (reqwest) adds them to its roots, and conda and pip get one bundle:
 //! the roots they ship (the installer's certifi), the system store and the platform's CAs.
 //!
-//! What the user says still wins: `ssl_verify` in a bound service's or the app's `.condarc`,
-//! `CONDA_SSL_VERIFY`, `REQUESTS_CA_BUNDLE`, `PIP_CERT`, `SSL_CERT_FILE`.
+//! What the user says still wins: `ssl_verify` in the app's `.condarc`, `CONDA_SSL_VERIFY`,
+//! `REQUESTS_CA_BUNDLE`, `PIP_CERT`, `SSL_CERT_FILE`.
 
 use std::ffi::OsString;
 use std::fs;
@@ -95,22 +95,36 @@ fn certifi(installer_prefix: &Path) -> Option<PathBuf> {
 }
 
 /// The settings that point conda, pip and Python's ssl at `bundle`, less those the user
-/// decides: `ssl_verify` from a `.condarc` layer (`layers_verify`), or the variables.
+/// decides. `ssl_verify` is what `CONDA_SSL_VERIFY` or a `.condarc` layer says, if anything.
+///
+/// conda 26.7.1 (requests 2.34) ignores a CA bundle given as `ssl_verify`: requests lets
+/// the per-request default, `REQUESTS_CA_BUNDLE` or certifi, override the session's path
+/// (measured). So `REQUESTS_CA_BUNDLE` carries the bundle, or the user's own `ssl_verify`
+/// path, which then really wins; `CONDA_SSL_VERIFY` is set too for condas that honour it.
 pub(crate) fn trust_settings(
     bundle: &Path,
-    layers_verify: bool,
+    ssl_verify: Option<&str>,
     lookup: impl Fn(&str) -> Option<OsString>,
 ) -> Vec<(String, OsString)> {
     if lookup("REQUESTS_CA_BUNDLE").is_some() {
         return Vec::new();
     }
     let mut settings = Vec::new();
-    if !layers_verify && lookup("CONDA_SSL_VERIFY").is_none() {
-        settings.push((
-            "CONDA_SSL_VERIFY".to_string(),
-            bundle.as_os_str().to_owned(),
-        ));
-    }
+    let conda_bundle = match ssl_verify.map(str::trim) {
+        // Checking is off, or left to the system store: any bundle would turn it back on.
+        Some("false" | "False" | "no" | "truststore") => return settings,
+        None | Some("true" | "True" | "yes") => {
+            if lookup("CONDA_SSL_VERIFY").is_none() {
+                settings.push((
+                    "CONDA_SSL_VERIFY".to_string(),
+                    bundle.as_os_str().to_owned(),
+                ));
+            }
+            bundle.as_os_str().to_owned()
+        }
+        Some(path) => OsString::from(path),
+    };
+    settings.push(("REQUESTS_CA_BUNDLE".to_string(), conda_bundle));
     for name in ["PIP_CERT", "SSL_CERT_FILE"] {
         if lookup(name).is_none() {
             settings.push((name.to_string(), bundle.as_os_str().to_owned()));
@@ -145,15 +159,26 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(
-            names(trust_settings(bundle, false, |_| None)),
-            ["CONDA_SSL_VERIFY", "PIP_CERT", "SSL_CERT_FILE"]
+            names(trust_settings(bundle, None, |_| None)),
+            [
+                "CONDA_SSL_VERIFY",
+                "REQUESTS_CA_BUNDLE",
+                "PIP_CERT",
+                "SSL_CERT_FILE"
+            ]
         );
+        // An ssl_verify path is what conda uses (through REQUESTS_CA_BUNDLE, which conda
+        // honours); `false` turns every bundle off.
         assert_eq!(
-            names(trust_settings(bundle, true, |_| None)),
-            ["PIP_CERT", "SSL_CERT_FILE"]
+            trust_settings(bundle, Some("/app/ca.pem"), |_| None)[0],
+            (
+                "REQUESTS_CA_BUNDLE".to_string(),
+                OsString::from("/app/ca.pem")
+            )
         );
+        assert!(trust_settings(bundle, Some("false"), |_| None).is_empty());
         assert!(
-            trust_settings(bundle, false, |name| (name == "REQUESTS_CA_BUNDLE")
+            trust_settings(bundle, None, |name| (name == "REQUESTS_CA_BUNDLE")
                 .then(|| "/mine.pem".into()))
             .is_empty()
         );

@@ -337,9 +337,12 @@ fn build(
     if let Some(bundle) =
         crate::certs::write_bundle(&scratch.tmp, &base).map_err(Error::io(&scratch.tmp))?
     {
+        let ssl_verify = std::env::var("CONDA_SSL_VERIFY")
+            .ok()
+            .or_else(|| condarc::merge(layers).ssl_verify);
         conda_env.extend(crate::certs::trust_settings(
             &bundle,
-            condarc::merge(layers).ssl_verify.is_some(),
+            ssl_verify.as_deref(),
             |name| std::env::var_os(name),
         ));
     }
