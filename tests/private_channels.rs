@@ -6,88 +6,11 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
 
+use support::canary::assert_canary_nowhere;
 use support::{Packaging, Server, StageOptions, Staging, app, fixtures, package, scratch, stage};
 
 const CANARY: &str = "Canary-s3cret-26";
-
-/// Every file under `dir` (and inside every tgz there: the droplet, Diego's cache tgz) that
-/// holds `needle`.
-fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if kind.is_dir() {
-            found.extend(files_holding(&path, needle));
-        } else if kind.is_file() {
-            let name = path.to_string_lossy().to_string();
-            if name.ends_with(".tgz") || name.ends_with(".tar.gz") {
-                let unpacked = tempfile::tempdir().unwrap();
-                let status = std::process::Command::new("tar")
-                    .arg("xzf")
-                    .arg(&path)
-                    .arg("-C")
-                    .arg(unpacked.path())
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "cannot unpack {name}");
-                found.extend(
-                    files_holding(unpacked.path(), needle)
-                        .into_iter()
-                        .map(|inner| format!("{name}!{inner}")),
-                );
-            } else if name.ends_with(".tar.zst") {
-                let output = std::process::Command::new("zstd")
-                    .arg("-dc")
-                    .arg(&path)
-                    .output()
-                    .unwrap();
-                if contains(&output.stdout, needle) {
-                    found.push(name);
-                }
-            } else if fs::read(&path).is_ok_and(|bytes| contains(&bytes, needle)) {
-                found.push(name);
-            }
-        }
-    }
-    found
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle.as_bytes())
-}
-
-/// The canary is in no log line, and in no stored file but the app's own.
-fn assert_canary_nowhere(staging: &Staging, cache: &Path) {
-    assert!(
-        !staging.log.contains(CANARY),
-        "the log shows the secret:\n{}",
-        staging.log
-    );
-    let outside_the_app: Vec<String> = files_holding(&staging.output, CANARY)
-        .into_iter()
-        .filter(|file| !file.contains("!./app/") && !file.contains("!app/"))
-        .collect();
-    assert_eq!(
-        outside_the_app,
-        Vec::<String>::new(),
-        "the droplet stores the secret"
-    );
-    assert_eq!(
-        files_holding(cache, CANARY),
-        Vec::<String>::new(),
-        "the app cache stores the secret"
-    );
-}
 
 struct World {
     dir: tempfile::TempDir,
@@ -137,7 +60,7 @@ fn a_password_in_the_channel_alias_is_never_shown_even_with_bp_debug() {
         .env("BP_DEBUG", "1");
     let (staging, cache) = world.push("numpy-web", "alias", options);
     staging.assert_log_contains("alice:-redacted-@127.0.0.1");
-    assert_canary_nowhere(&staging, &cache);
+    assert_canary_nowhere(CANARY, &staging, &cache);
 }
 
 #[test]
@@ -151,7 +74,7 @@ fn a_token_path_and_a_password_in_pip_index_url_are_never_shown() {
         .env("PIP_INDEX_URL", &world.url_with("bob", CANARY))
         .env("BP_DEBUG", "1");
     let (staging, cache) = world.push("pip-requirements", "token", options);
-    assert_canary_nowhere(&staging, &cache);
+    assert_canary_nowhere(CANARY, &staging, &cache);
 }
 
 fn conda_service(credentials: &str) -> String {
@@ -176,7 +99,7 @@ fn a_bound_service_is_named_in_the_log_and_its_password_is_nowhere() {
             "       Channel settings and credentials from the service conda-mirror (tagged conda)",
         )
         .assert_log_contains("Channel settings, the first that sets one wins: CONDA_CHANNEL_ALIAS, CONDA_DEFAULT_CHANNELS, the service conda-mirror");
-    assert_canary_nowhere(&staging, &cache);
+    assert_canary_nowhere(CANARY, &staging, &cache);
 }
 
 #[test]

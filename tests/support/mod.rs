@@ -4,6 +4,7 @@
 //! a manifest pointing at that server, and `stage` / `launch` run as a user would.
 #![allow(dead_code)]
 
+pub(crate) mod canary;
 pub(crate) mod pip_index;
 pub(crate) mod proxy;
 pub(crate) mod real_conda;

@@ -1,6 +1,6 @@
 //! A company's private certificate authority and a mirror it signed: a CA and a server
 //! certificate for 127.0.0.1 made with the `openssl` command at test time, and a loopback
-//! HTTPS file server (python3's http.server behind ssl) over a directory.
+//! file server (python3's http.server, behind ssl, with basic auth if asked) over a directory.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -83,35 +83,78 @@ impl PrivateCa {
     }
 }
 
-/// An HTTPS server over `root`, signed by the private CA; stopped when dropped.
+/// A mirror over `root` (python3's http.server): HTTPS signed by a private CA when given
+/// one, and, when given passwords, demanding basic auth (`401` without it) or one of them as
+/// an anaconda.org token (`/t/<token>/` anywhere in the path). Stopped when dropped.
 pub(crate) struct TlsServer {
     child: Child,
     port: u16,
+    scheme: &'static str,
 }
 
 const SERVE: &str = r#"
-import http.server, ssl, sys, os, functools
-root, cert, key = sys.argv[1], sys.argv[2], sys.argv[3]
-class Quiet(http.server.SimpleHTTPRequestHandler):
+import base64, functools, http.server, ssl, sys
+root, cert, key, user = sys.argv[1:5]
+passwords = sys.argv[5:]
+accepted = {"Basic " + base64.b64encode(f"{user}:{p}".encode()).decode() for p in passwords}
+class Mirror(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        self.authorised(super().do_GET)
+    def do_HEAD(self):
+        self.authorised(super().do_HEAD)
+    def authorised(self, serve):
+        if passwords:
+            parts = self.path.split("/")
+            if "t" in parts and parts.index("t") + 1 < len(parts):
+                at = parts.index("t")
+                token = parts[at + 1]
+                del parts[at:at + 2]
+                self.path = "/".join(parts)
+                if token not in passwords:
+                    self.send_error(403)
+                    return
+            elif self.headers.get("Authorization") not in accepted:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="mirror"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+        serve()
     def log_message(self, *args):
         pass
-handler = functools.partial(Quiet, directory=root)
+handler = functools.partial(Mirror, directory=root)
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-context.load_cert_chain(cert, key)
-server.socket = context.wrap_socket(server.socket, server_side=True)
+if cert != "-":
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 "#;
 
 impl TlsServer {
+    /// An HTTPS server over `root`, signed by `ca`, open to all.
     pub(crate) fn start(root: &Path, ca: &PrivateCa) -> Self {
-        let mut child = Command::new("python3")
-            .arg("-c")
-            .arg(SERVE)
-            .arg(root)
-            .arg(&ca.server_cert)
-            .arg(&ca.server_key)
+        Self::mirror(root, Some(ca), "", &[])
+    }
+
+    /// A mirror over `root` that wants `user` with one of `passwords` (or one of them as a
+    /// token), over HTTPS when `ca` is given.
+    pub(crate) fn mirror(
+        root: &Path,
+        ca: Option<&PrivateCa>,
+        user: &str,
+        passwords: &[&str],
+    ) -> Self {
+        let mut command = Command::new("python3");
+        command.arg("-c").arg(SERVE).arg(root);
+        match ca {
+            Some(ca) => command.arg(&ca.server_cert).arg(&ca.server_key),
+            None => command.arg("-").arg("-"),
+        };
+        let mut child = command
+            .arg(user)
+            .args(passwords)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -120,12 +163,16 @@ impl TlsServer {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let port = line.trim().parse().expect("the TLS server's port");
-        Self { child, port }
+        let port = line.trim().parse().expect("the mirror's port");
+        Self {
+            child,
+            port,
+            scheme: if ca.is_some() { "https" } else { "http" },
+        }
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 }
 
