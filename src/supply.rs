@@ -35,6 +35,17 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
     let settings = Settings::from_env()?;
     let services = services::from_env()?;
     let app = App::read(&stager.build_dir)?;
+    // A channel or index URL in the app's files may carry credentials: conda and pip may
+    // print them in forms the URL redaction does not recognise.
+    for file in [
+        app.environment.as_ref().map(|file| &file.bytes),
+        app.explicit_spec.as_ref().map(|file| &file.bytes),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        crate::secrets::register_urls_in(&String::from_utf8_lossy(file));
+    }
     for warning in app.warnings() {
         log::warning(warning);
     }
@@ -487,6 +498,9 @@ fn read_pip(app: &App, build_dir: &Path) -> Result<Option<PipInputs>, Error> {
         return Ok(None);
     }
     let lines = pip::requirements::expand(&written, &environment.file_name, build_dir)?;
+    for line in &lines {
+        crate::secrets::register_urls_in(&line.text);
+    }
     let wheelhouse = match &app.vendor_dir {
         Some(vendor_dir) => pip::wheelhouse::scan(vendor_dir)?,
         None => None,
@@ -510,13 +524,13 @@ fn fingerprint(
     if let Some(environment) = &app.environment {
         inputs.insert(
             environment.file_name.clone(),
-            cache::sha256_bytes(&environment.bytes),
+            digest_without_credentials(&environment.bytes),
         );
     }
     if let Some(explicit) = &app.explicit_spec {
         inputs.insert(
             explicit.file_name.clone(),
-            cache::sha256_bytes(&explicit.bytes),
+            digest_without_credentials(&explicit.bytes),
         );
     }
     for layer in layers {
@@ -539,7 +553,7 @@ fn fingerprint(
         if !read.is_empty() {
             inputs.insert(
                 "the pip section's -r files".into(),
-                cache::sha256_bytes(read.join("\n").as_bytes()),
+                digest_without_credentials(read.join("\n").as_bytes()),
             );
         }
         if let Some(wheelhouse) = &pip.wheelhouse {
@@ -561,6 +575,15 @@ fn fingerprint(
     }
 }
 
+/// The digest of an app file as it reads without the credentials of its URLs: a channel's
+/// rotated password or token is the same environment, and must not cost a rebuild.
+fn digest_without_credentials(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => cache::sha256_bytes(crate::secrets::without_credentials(text).as_bytes()),
+        Err(_) => cache::sha256_bytes(bytes),
+    }
+}
+
 /// `supply` refuses to run without its four arguments being directories it can use.
 pub(crate) fn check_dirs(build_dir: &Path) -> Result<(), Error> {
     if !build_dir.is_dir() {
@@ -573,4 +596,26 @@ pub(crate) fn check_dirs(build_dir: &Path) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rotated_password_in_environment_yml_keeps_the_digest() {
+        let file = |password: &str| {
+            format!(
+                "channels:\n  - https://u:{password}@mirror/conda-forge\ndependencies: [numpy]\n"
+            )
+        };
+        assert_eq!(
+            digest_without_credentials(file("old").as_bytes()),
+            digest_without_credentials(file("new").as_bytes())
+        );
+        assert_ne!(
+            digest_without_credentials(file("old").as_bytes()),
+            digest_without_credentials(file("old").replace("numpy", "scipy").as_bytes())
+        );
+    }
 }

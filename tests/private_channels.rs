@@ -221,3 +221,29 @@ fn a_mirror_signed_by_the_platforms_ca_needs_no_setting() {
         .assert_supply_failed()
         .assert_log_contains("certificate");
 }
+
+#[test]
+fn a_password_in_an_environment_yml_channel_is_never_shown() {
+    let world = World::new();
+    let app = app("numpy-web", &world.dir.path().join("file-channel"));
+    let text = fs::read_to_string(app.join("environment.yml")).unwrap();
+    fs::write(
+        app.join("environment.yml"),
+        text.replace(
+            "  - conda-forge\n",
+            &format!("  - {}/conda-forge\n", world.url_with("alice", CANARY)),
+        ),
+    )
+    .unwrap();
+    let cache = world.dir.path().join("file-channel-cache");
+    let staging = stage(
+        &app,
+        &[&world.zip],
+        &StageOptions::with_channels(&world.server)
+            .env("BP_DEBUG", "1")
+            .cache(&cache),
+        &world.dir.path().join("file-channel-out"),
+    );
+    staging.assert_log_contains("alice:-redacted-@127.0.0.1");
+    assert_canary_nowhere(CANARY, &staging, &cache);
+}

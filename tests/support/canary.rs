@@ -34,7 +34,11 @@ pub(crate) fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
                 found.extend(
                     files_holding(unpacked.path(), needle)
                         .into_iter()
-                        .map(|inner| format!("{name}!{inner}")),
+                        .map(|inner| {
+                            let root = unpacked.path().to_string_lossy().to_string();
+                            let inside = inner.strip_prefix(&root).unwrap_or(&inner);
+                            format!("{name}!{}", inside.trim_start_matches('/'))
+                        }),
                 );
             } else if name.ends_with(".tar.zst") {
                 let output = std::process::Command::new("zstd")
@@ -69,7 +73,7 @@ pub(crate) fn assert_canary_nowhere(canary: &str, staging: &Staging, cache: &Pat
     );
     let outside_the_app: Vec<String> = files_holding(&staging.output, canary)
         .into_iter()
-        .filter(|file| !file.contains("!./app/") && !file.contains("!app/"))
+        .filter(|file| !file.contains("droplet.tgz!app/"))
         .collect();
     assert_eq!(
         outside_the_app,
