@@ -18,6 +18,9 @@ const REDACTED: &str = "-redacted-";
 /// every word that contains it. In a URL they are still redacted by shape.
 const SHORTEST_SEARCHED: usize = 4;
 
+/// A lone user shorter than this is taken for a name, not a token.
+const TOKEN_LENGTH: usize = 8;
+
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
 /// Remembers `secret` (and its percent-encoded form, as it appears in a URL) for [`scrub`].
@@ -48,8 +51,9 @@ pub(crate) fn register_urls_in(text: &str) {
         if let Some(credentials) = Credentials::of(url) {
             if let Some(password) = credentials.password {
                 register(password);
-            } else if let Some(user) = credentials.user {
-                // A user with no password is a token (GitHub, Artifactory API keys).
+            } else if let Some(user) = credentials.user.filter(|user| user.len() >= TOKEN_LENGTH) {
+                // A user with no password is a token (GitHub, Artifactory API keys); a short
+                // one is a name (`git@`, `vcap@`) that must not blank out the log's paths.
                 register(user);
             }
             if let Some(token) = credentials.token {
@@ -248,6 +252,9 @@ mod tests {
             scrub("password redact-Canary2; token redact-token-3"),
             "password -redacted-; token -redacted-"
         );
+        // A short lone user is a name: `/home/vcap` stays readable.
+        register_urls_in("ssh://vcap@host/x");
+        assert_eq!(scrub("/home/vcap/deps"), "/home/vcap/deps");
         // Too short to search for in prose, still hidden inside a URL.
         register("pw");
         assert_eq!(scrub("pwd http://u:pw@h/x"), "pwd http://u:-redacted-@h/x");
