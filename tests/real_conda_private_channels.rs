@@ -144,7 +144,7 @@ fn a_channel_alias_with_a_password_or_a_token_stages_and_shows_neither() {
             &cache,
             &[("CONDA_CHANNEL_ALIAS", &alias), ("BP_DEBUG", "1")],
         );
-        let staging = world.push(&app, name, &options);
+        let staging = world.push(&app, &format!("{name}-out"), &options);
         staging.assert_success();
         assert_eq!(numpy_version(&staging), "2.2.6", "{name}");
         assert_canary_nowhere(CANARY, &staging, &cache);
@@ -211,5 +211,53 @@ fn a_mirror_signed_by_a_private_ca_stages_with_the_ca_in_cf_system_cert_path_alo
         .assert_supply_failed()
         .assert_log_contains("conda does not trust a channel's certificate")
         .assert_log_contains("CF_SYSTEM_CERT_PATH");
+    assert_canary_nowhere(CANARY, &staging, &cache);
+}
+
+#[test]
+fn the_apps_condarc_ssl_verify_wins_a_pushed_ca_or_false_with_a_warning() {
+    let Some(world) = World::new() else {
+        return;
+    };
+    let visible = support::container_visible_dir();
+    let ca = PrivateCa::new(visible.path());
+    let mirror = TlsServer::mirror(&world.root, Some(&ca), "alice", &[CANARY]);
+    let alias = mirror
+        .url()
+        .replacen("https://", &format!("https://alice:{CANARY}@"), 1);
+
+    // The company's CA pushed with the app and named by a path relative to it.
+    let app = world.app("pushed-ca");
+    fs::create_dir_all(app.join("certs")).unwrap();
+    fs::copy(
+        ca.cert_dir.join("corp-ca.pem"),
+        app.join("certs/corp-ca.pem"),
+    )
+    .unwrap();
+    fs::write(
+        app.join(".condarc"),
+        format!("channel_alias: {alias}/channels\nssl_verify: certs/corp-ca.pem\n"),
+    )
+    .unwrap();
+    let cache = world.dir.path().join("pushed-ca-cache");
+    let staging = world.push(&app, "pushed-ca-out", &world.options(&cache, &[]));
+    staging
+        .assert_success()
+        .assert_log_contains("the app's .condarc");
+    assert_eq!(numpy_version(&staging), "2.2.6");
+    assert_canary_nowhere(CANARY, &staging, &cache);
+
+    // Checking turned off: it stages, and the log says what that costs.
+    let app = world.app("no-verify");
+    fs::write(
+        app.join(".condarc"),
+        format!("channel_alias: {alias}/channels\nssl_verify: false\n"),
+    )
+    .unwrap();
+    let cache = world.dir.path().join("no-verify-cache");
+    let staging = world.push(&app, "no-verify-out", &world.options(&cache, &[]));
+    staging
+        .assert_success()
+        .assert_log_contains("ssl_verify: false in the app's .condarc");
     assert_canary_nowhere(CANARY, &staging, &cache);
 }
