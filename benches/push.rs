@@ -13,7 +13,11 @@
 //!   keeps no cache, so the builder packs the same droplet and nothing else happens.
 //!
 //! It prints each time, the cache's bytes after a push against the environment's bytes, and
-//! the ratios the issue sets goals for. Needs `../shared/real`.
+//! the ratios the issue sets goals for. Then the same app at conda-forge's size (issue 21): a
+//! channel of conda-forge's shape and `.conda` format (~445k records), each push in a 1 GiB
+//! memory cgroup as Cloud Foundry stages by default: this buildpack's cold and changed pushes
+//! against the same pushes on the 21-package `.conda` channel, and python-buildpack's method
+//! (the installer's own solver) on the big channel. Needs `../shared/real`.
 //!
 //! `cargo bench --bench push` (or `ci/benchmark --push`). `cargo test --all-targets` builds
 //! it and runs it without `--bench`: it then returns at once.
@@ -225,6 +229,178 @@ fn main() {
         ours_cache_bytes as f64 / environment_bytes as f64,
         0.65,
     );
+    conda_forge_size(dir.path(), &peer_supply_zip(dir.path(), world));
+}
+
+fn peer_supply_zip(into: &Path, world: &Path) -> std::path::PathBuf {
+    stand_in(
+        &into.join("big-peer"),
+        "python-buildpack-method",
+        PYTHON_BUILDPACK_SUPPLY,
+        Some(&world.join("installers").join(real_conda::MINIFORGE)),
+    )
+}
+
+/// One push of the conda-forge-sized comparison.
+struct Measured {
+    wall: Duration,
+    /// The buildpack's own time, from its summary.
+    own: Option<f64>,
+    peak_mib: u64,
+    staging: Staging,
+}
+
+/// The pydata app at conda-forge's size, each push in a 1 GiB memory cgroup.
+fn conda_forge_size(into: &Path, peer: &Path) {
+    let Some(big) = real_conda::conda_forge_sized() else {
+        return;
+    };
+    let Some(cgroup) = support::memory_cgroup::MemoryCgroup::create(1024) else {
+        return;
+    };
+    let cgroup = std::sync::Arc::new(cgroup);
+    let app = real_conda::pydata_app(&into.join("big-app"));
+    let push = |server: &Server, zip: &Path, cache: &Path, name: &str| {
+        let mut options = StageOptions::with_channels(server).cache(cache);
+        options.memory = Some("1024".into());
+        options.cgroup = Some(cgroup.clone());
+        let started = Instant::now();
+        let staging = stage(&app, &[zip], &options, &into.join(name));
+        Measured {
+            wall: started.elapsed(),
+            own: summary_seconds(&staging.log),
+            peak_mib: staging.peak_memory_kib / 1024,
+            staging,
+        }
+    };
+    let mut rows = Vec::new();
+    for (label, root) in [
+        ("21-package .conda channel", big.join("small")),
+        ("conda-forge-sized channel", big.to_path_buf()),
+    ] {
+        fs::write(app.join("environment.yml"), real_conda::PYDATA_ENVIRONMENT).unwrap();
+        let server = Server::start(&root);
+        let zip = package(
+            &server,
+            &into.join(format!("zip-{}", rows.len())),
+            &real_conda::packaging(
+                &server,
+                &into.join(format!("m-{}", rows.len())),
+                Miniconda::Plain,
+            ),
+        );
+        let cache = into.join(format!("big-cache-{}", rows.len()));
+        eprintln!("{label}: cold push...");
+        let cold = push(&server, &zip, &cache, &format!("big-cold-{}", rows.len()));
+        cold.staging.assert_success();
+        fs::write(
+            app.join("environment.yml"),
+            format!("{}  - {ADDED}\n", real_conda::PYDATA_ENVIRONMENT),
+        )
+        .unwrap();
+        eprintln!("{label}: push adding {ADDED}...");
+        let changed = push(
+            &server,
+            &zip,
+            &cache,
+            &format!("big-changed-{}", rows.len()),
+        );
+        changed
+            .staging
+            .assert_success()
+            .assert_log_contains("Updating the cached environment");
+        rows.push((label, server, cold, changed));
+    }
+    eprintln!("conda-forge-sized channel: python-buildpack's method...");
+    fs::write(app.join("environment.yml"), real_conda::PYDATA_ENVIRONMENT).unwrap();
+    let peer_cold = push(
+        &rows[1].1,
+        peer,
+        &into.join("big-peer-cache"),
+        "big-peer-cold",
+    );
+
+    let seconds = |duration: Duration| duration.as_secs_f64();
+    let own = |measured: &Measured| {
+        measured
+            .own
+            .map_or_else(|| "?".to_string(), |own| format!("{own:.1} s"))
+    };
+    println!();
+    println!("the pydata app at conda-forge's size, each push in a 1 GiB memory cgroup, one run:");
+    println!();
+    println!(
+        "| | cold push (buildpack's own) | push adding {ADDED} (buildpack's own) | peak memory |"
+    );
+    println!("|---|---|---|---|");
+    for (label, _, cold, changed) in &rows {
+        println!(
+            "| this buildpack, {label} | {:.1} s ({}) | {:.1} s ({}) | {} MiB / {} MiB |",
+            seconds(cold.wall),
+            own(cold),
+            seconds(changed.wall),
+            own(changed),
+            cold.peak_mib,
+            changed.peak_mib
+        );
+    }
+    println!(
+        "| python-buildpack's method (the installer's classic solver), conda-forge-sized | {} | | {} MiB |",
+        if peer_cold.staging.code == 0 {
+            format!("{:.1} s", seconds(peer_cold.wall))
+        } else {
+            format!(
+                "failed after {:.1} s (exit {}{})",
+                seconds(peer_cold.wall),
+                peer_cold.staging.code,
+                if peer_cold.staging.log.contains("Killed") {
+                    ", killed"
+                } else {
+                    ""
+                }
+            )
+        },
+        peer_cold.peak_mib
+    );
+    println!();
+    let (small_cold, big_cold, big_changed) = (&rows[0].2, &rows[1].2, &rows[1].3);
+    let ratio = |name: &str, value: f64, goal: f64| {
+        println!(
+            "{name}: {value:.2} (goal <= {goal:.2}) {}",
+            if value <= goal { "met" } else { "MISSED" }
+        );
+    };
+    ratio(
+        "cold push, conda-forge-sized / 21-package channel",
+        seconds(big_cold.wall) / seconds(small_cold.wall),
+        1.5,
+    );
+    ratio(
+        "peak staging memory on the big channel, GiB",
+        big_cold.peak_mib.max(big_changed.peak_mib) as f64 / 1024.0,
+        1.0,
+    );
+    if let (Some(changed), Some(cold)) = (big_changed.own, big_cold.own) {
+        ratio(
+            "push adding a package / cold push, big channel, buildpack's own time",
+            changed / cold,
+            0.6,
+        );
+    }
+}
+
+/// The summary's total, `Time: 12.3s in all`, in seconds.
+fn summary_seconds(log: &str) -> Option<f64> {
+    let time = summary_time(log);
+    let total = time.split(" in all").next()?;
+    if let Some(ms) = total.strip_suffix("ms") {
+        return ms.parse::<f64>().ok().map(|ms| ms / 1000.0);
+    }
+    if let Some((minutes, rest)) = total.split_once("m ") {
+        let seconds: f64 = rest.trim_end_matches('s').parse().ok()?;
+        return Some(minutes.parse::<f64>().ok()? * 60.0 + seconds);
+    }
+    total.trim_end_matches('s').parse().ok()
 }
 
 fn median(values: &mut [Duration]) -> Duration {

@@ -933,6 +933,7 @@ fn peak_memory(log: &str) -> u64 {
     let text = line
         .split("buildpack ")
         .nth(1)
+        .and_then(|rest| rest.split(';').next())
         .expect("the buildpack's peak memory");
     parse_size(text.trim()) / 1024
 }

@@ -59,6 +59,8 @@ pub(crate) enum AppError {
     InvalidRuntimeTxt { content: String, reason: String },
     #[error("{file}: {reason}")]
     InvalidExplicitSpec { file: String, reason: String },
+    #[error("CF_STACK={stack} is not a stack this buildpack supports")]
+    UnsupportedStack { stack: String },
     #[error("{variable}={value}: {reason}")]
     InvalidSetting {
         variable: &'static str,
@@ -828,7 +830,10 @@ pub(crate) struct Settings {
     pub(crate) distribution: Option<Distribution>,
     /// `BP_CONDA_VERSION`: an exact installer version or a line like `4.12.x`.
     pub(crate) conda_version: Option<String>,
-    pub(crate) stack: String,
+    /// `CF_STACK`, checked against the stacks this buildpack supports.
+    pub(crate) stack: &'static crate::stack::Stack,
+    /// `CF_STACK` was unset (a local run): the stack is the default one.
+    pub(crate) stack_defaulted: bool,
     /// `MEMORY_LIMIT` in MiB, as CF sets it (`1024m`).
     pub(crate) memory_limit_mib: Option<u64>,
     /// `BP_CONDA_CLEAR_CACHE`: start this staging from an empty app cache.
@@ -874,10 +879,13 @@ impl Settings {
                 });
             }
         }
-        let stack = lookup("CF_STACK")
+        let named_stack = lookup("CF_STACK")
             .map(|value| value.trim().to_string())
-            .filter(|value| !value.is_empty())
-            .unwrap_or_else(|| "cflinuxfs4".to_string());
+            .filter(|value| !value.is_empty());
+        let stack_defaulted = named_stack.is_none();
+        let stack_name = named_stack.unwrap_or_else(|| crate::stack::DEFAULT.to_string());
+        let stack = crate::stack::find(&stack_name)
+            .ok_or(AppError::UnsupportedStack { stack: stack_name })?;
         let memory_limit_mib = lookup("MEMORY_LIMIT").and_then(|value| parse_memory_limit(&value));
         let clear_cache = lookup("BP_CONDA_CLEAR_CACHE").is_some_and(|value| {
             matches!(
@@ -905,6 +913,7 @@ impl Settings {
             distribution,
             conda_version,
             stack,
+            stack_defaulted,
             memory_limit_mib,
             clear_cache,
             slim,
@@ -1275,8 +1284,20 @@ mod tests {
         .unwrap();
         assert_eq!(settings.distribution, Some(Distribution::Miniforge));
         assert_eq!(settings.conda_version.as_deref(), Some("24.7.x"));
-        assert_eq!(settings.stack, "cflinuxfs4");
+        assert_eq!(settings.stack.name, "cflinuxfs4");
+        assert!(settings.stack_defaulted);
         assert_eq!(settings.memory_limit_mib, Some(2048));
+        let on_fs5 =
+            Settings::from_lookup(|name| (name == "CF_STACK").then(|| "cflinuxfs5".into()))
+                .unwrap();
+        assert_eq!(
+            (on_fs5.stack.name, on_fs5.stack_defaulted),
+            ("cflinuxfs5", false)
+        );
+        assert!(matches!(
+            Settings::from_lookup(|name| (name == "CF_STACK").then(|| "windows2016".into())),
+            Err(AppError::UnsupportedStack { stack }) if stack == "windows2016"
+        ));
         assert!(
             Settings::from_lookup(
                 |name| (name == "BP_CONDA_DISTRIBUTION").then(|| "anaconda-enterprise".into())

@@ -8,6 +8,7 @@
 //! conda's own list, never the file's channels it searched first (measured on 26.7.1).
 
 use std::fmt;
+use std::path::Path;
 
 use crate::condarc::Layer;
 
@@ -111,6 +112,31 @@ fn split_list(value: &str) -> Vec<String> {
         .collect()
 }
 
+/// Makes the installer's `.condarc` name exactly `channels`: conda merges the lists of every
+/// source (`CONDA_CHANNELS` adds to the `.condarc`'s, it does not replace them), so leaving out
+/// `defaults` for `nodefaults` or a vendored channel means editing the base's own file. The base
+/// is the buildpack's scratch install, never part of the droplet.
+pub(crate) fn restrict_installer_condarc(
+    installer_prefix: &Path,
+    channels: &[String],
+) -> std::io::Result<()> {
+    let path = installer_prefix.join(".condarc");
+    let mut mapping = match std::fs::read_to_string(&path) {
+        Ok(text) => match serde_yaml_ng::from_str(&text) {
+            Ok(serde_yaml_ng::Value::Mapping(mapping)) => mapping,
+            _ => serde_yaml_ng::Mapping::new(),
+        },
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => serde_yaml_ng::Mapping::new(),
+        Err(error) => return Err(error),
+    };
+    mapping.insert(
+        "channels".into(),
+        serde_yaml_ng::Value::Sequence(channels.iter().cloned().map(Into::into).collect()),
+    );
+    let text = serde_yaml_ng::to_string(&mapping).map_err(std::io::Error::other)?;
+    std::fs::write(&path, text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +162,23 @@ mod tests {
                 "defaults from the installer's .condarc (https://repo.anaconda.com/pkgs/main, https://repo.anaconda.com/pkgs/r)"
             ]
         );
+    }
+
+    #[test]
+    fn the_installers_condarc_is_restricted_keeping_its_other_settings() {
+        let miniconda = tempfile::tempdir().unwrap();
+        std::fs::write(
+            miniconda.path().join(".condarc"),
+            "channels:\n  - defaults\nsolver: classic\n",
+        )
+        .unwrap();
+        restrict_installer_condarc(miniconda.path(), &["conda-forge".into()]).unwrap();
+        assert_eq!(
+            crate::condarc::read_installer(miniconda.path()).channels,
+            ["conda-forge"]
+        );
+        let text = std::fs::read_to_string(miniconda.path().join(".condarc")).unwrap();
+        assert!(text.contains("solver: classic"), "{text}");
     }
 
     #[test]

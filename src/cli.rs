@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::errors::{self, Error};
 use crate::stager::Stager;
-use crate::{detect, finalize, lifecycle, packager, supply, vendor};
+use crate::{detect, finalize, lifecycle, manifest_update, packager, supply, vendor};
 
 #[derive(Parser)]
 #[command(
@@ -58,6 +58,22 @@ enum Command {
     /// Fill an app's vendor/ with every conda package its environment needs, for staging
     /// with no network.
     Vendor(vendor::VendorArgs),
+    /// List the Cloud Foundry stacks this buildpack supports (`--names`: one name a line, for
+    /// scripts that build a zip per stack).
+    Stacks {
+        #[arg(long)]
+        names: bool,
+    },
+    /// Tools for the buildpack's manifest.yml.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+}
+
+#[derive(Subcommand)]
+enum ManifestCommand {
+    /// Propose the newest installers from the publishers' release metadata, each verified by
+    /// download against the sha256 its publisher states; `--write` applies the proposal.
+    Update(manifest_update::UpdateArgs),
 }
 
 pub(crate) fn run() -> ExitCode {
@@ -108,6 +124,11 @@ pub(crate) fn run() -> ExitCode {
         Command::Builder(args) => lifecycle::builder::run(&args),
         Command::Launch(args) => lifecycle::launch::run(&args),
         Command::Vendor(args) => vendor::run(&args),
+        Command::Stacks { names } => {
+            print!("{}", crate::stack::listing(names));
+            ExitCode::SUCCESS
+        }
+        Command::Manifest(ManifestCommand::Update(args)) => manifest_update::run(&args),
     }
 }
 

@@ -4,7 +4,7 @@
 //! Every setting goes through conda's documented `CONDA_*` variables, so the operator's own
 //! (`CONDA_CHANNEL_ALIAS` for a mirror, proxies) still apply.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::installer::Scratch;
@@ -19,6 +19,10 @@ pub(crate) struct Conda<'a> {
     pub(crate) offline: bool,
     /// `vendor/pip/`: pip's only source, with no index (apps with vendored pip files).
     pub(crate) pip_find_links: Option<PathBuf>,
+    /// The solver to run (`CONDA_SOLVER`), once the buildpack has chosen one.
+    pub(crate) solver: Option<String>,
+    /// conda's own channel list (`CONDA_CHANNELS`), when the buildpack must replace it.
+    pub(crate) channels: Option<Vec<String>>,
     /// Settings for conda and pip the staging decided (a bound service's pip index, the
     /// platform's CA bundle): each only when the user's environment does not set it.
     pub(crate) env: Vec<(String, std::ffi::OsString)>,
@@ -26,7 +30,19 @@ pub(crate) struct Conda<'a> {
 
 impl Conda<'_> {
     pub(crate) fn command(&self) -> Command {
-        let mut command = Command::new(&self.executable);
+        let mut command = self.command_for(&self.executable);
+        if let Some(solver) = &self.solver {
+            command.env("CONDA_SOLVER", solver);
+        }
+        if let Some(channels) = &self.channels {
+            command.env("CONDA_CHANNELS", channels.join(","));
+        }
+        command
+    }
+
+    /// Another program of the base (its python), with the environment conda gets.
+    pub(crate) fn command_for(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
         self.scratch.apply(&mut command);
         let quiet = if log::debug_enabled() {
             "false"

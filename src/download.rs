@@ -104,6 +104,14 @@ pub(crate) fn fetch_checked(
     target: &Path,
     progress: Progress,
 ) -> Result<Downloaded, DownloadError> {
+    let client = client(url)?;
+    with_retries(|| fetch_once(&client, url, checksum, target, progress))
+}
+
+/// The one HTTP client every download uses: the stall timeout, our user agent, the
+/// operator's proxy settings, which reqwest reads from the environment, and the platform's
+/// trusted CAs.
+fn client(url: &str) -> Result<reqwest::blocking::Client, DownloadError> {
     let mut builder = reqwest::blocking::Client::builder()
         .connect_timeout(stall_timeout())
         .timeout(stall_timeout())
@@ -115,17 +123,22 @@ pub(crate) fn fetch_checked(
             builder = builder.add_root_certificate(certificate);
         }
     }
-    let client = builder
-        .build()
-        .map_err(|error| DownloadError::Unreachable {
-            url: log::redact_url(url),
-            reason: error.to_string(),
-        })?;
+    builder.build().map_err(|error| DownloadError::Unreachable {
+        url: log::redact_url(url),
+        reason: error.to_string(),
+    })
+}
+
+/// Runs `attempt_once` until it succeeds, fails for good, or the attempts run out, with a
+/// doubling pause between attempts.
+fn with_retries<T>(
+    mut attempt_once: impl FnMut() -> Result<T, DownloadError>,
+) -> Result<T, DownloadError> {
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1;
     loop {
-        match fetch_once(&client, url, checksum, target, progress) {
-            Ok(downloaded) => return Ok(downloaded),
+        match attempt_once() {
+            Ok(value) => return Ok(value),
             Err(error) if error.is_transient() && attempt < ATTEMPTS => {
                 log::detail(&format!(
                     "{error}; retrying in {} (attempt {} of {ATTEMPTS})",
@@ -139,6 +152,54 @@ pub(crate) fn fetch_checked(
             Err(error) => return Err(error),
         }
     }
+}
+
+/// A page of metadata (a release list, an index page) and its `Link` header, which a paged
+/// API uses to name the next page.
+pub(crate) struct Page {
+    pub(crate) text: String,
+    pub(crate) link: Option<String>,
+}
+
+/// A metadata page is small; anything larger is not the page we asked for.
+const MAX_PAGE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Fetches a metadata page into memory, with the same client, proxies, timeouts, retries and
+/// redaction as an installer download. `accept` is the media type asked for.
+pub(crate) fn fetch_page(url: &str, accept: &str) -> Result<Page, DownloadError> {
+    let client = client(url)?;
+    with_retries(|| {
+        let shown = log::redact_url(url);
+        let response = client
+            .get(url)
+            .header(reqwest::header::ACCEPT, accept)
+            .send()
+            .map_err(|error| classify(&shown, &error))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(DownloadError::HttpStatus {
+                url: shown,
+                status: status.as_u16(),
+            });
+        }
+        let link = response
+            .headers()
+            .get(reqwest::header::LINK)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        let mut bytes = Vec::new();
+        response
+            .take(MAX_PAGE_BYTES)
+            .read_to_end(&mut bytes)
+            .map_err(|error| DownloadError::Transfer {
+                url: shown.clone(),
+                reason: broken_body(&error, bytes.len() as u64, None),
+            })?;
+        Ok(Page {
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            link,
+        })
+    })
 }
 
 fn fetch_once(

@@ -3,6 +3,10 @@
 //! `conda create --file` from an `@EXPLICIT` spec with no solve. When conda fails, its own
 //! words reach the log with what they most likely mean.
 
+// conda's failure carries its whole story (its words, the channels, the solvers, the memory);
+// it happens once per staging at most, so its size costs nothing.
+#![allow(clippy::result_large_err)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,8 +48,9 @@ pub(crate) enum FailureKind {
     Pip,
     /// pip installed from `vendor/pip/` alone and a project it needs is not there.
     PipNotVendored,
-    /// SIGKILL: in a container, the out-of-memory killer.
-    Killed,
+    /// Out of memory: SIGKILL or exit 137 (the container's out-of-memory killer), Python's
+    /// `MemoryError`, or `std::bad_alloc` from a compiled solver.
+    OutOfMemory,
     /// `[Errno 28] No space left on device`: the staging container's disk quota.
     DiskFull,
     Other,
@@ -65,6 +70,11 @@ pub(crate) enum EnvironmentError {
         vendored: bool,
         /// The channels conda searched, as the log names them.
         channels: Vec<String>,
+        /// The solver that ran, and the others this conda offers.
+        solver: Option<String>,
+        other_solvers: Vec<String>,
+        /// The most memory conda and its children held.
+        peak_memory_kib: Option<u64>,
     },
     #[error("{spec_file} names {package}, which is not in vendor/")]
     NotVendored { spec_file: String, package: String },
@@ -89,6 +99,9 @@ pub(crate) struct Plan {
     pub(crate) recipe: Recipe,
     /// One line for the log: what is being installed.
     pub(crate) summary: String,
+    /// conda must search exactly the file's channels plus these (`CONDA_CHANNELS`), less
+    /// `defaults`: what `nodefaults` and a vendored channel mean.
+    pub(crate) without_defaults: bool,
 }
 
 /// A channel the buildpack built from vendored archives, used alone and offline.
@@ -151,6 +164,7 @@ pub(crate) fn plan(
         return Ok(Plan {
             recipe: Recipe::Explicit { file },
             summary: format!("{count} packages from {} (no solve)", explicit.file_name),
+            without_defaults: false,
         });
     }
     let Some(environment) = &app.environment else {
@@ -160,10 +174,20 @@ pub(crate) fn plan(
                 file: build_dir.join("environment.yml"),
             },
             summary: "environment.yml".into(),
+            without_defaults: false,
         });
     };
     let pip_offline = pip.is_some_and(|pip| pip.offline);
-    let needs_derived = python.pin.is_some() || local_channel.is_some() || pip_offline;
+    // conda 26.7 reads `nodefaults` as a channel to download (its `env create` became
+    // `create`, conda PR 16210); older conda leaves `defaults` out, as documented. The file
+    // conda reads lacks it, and the channels conda adds are given without `defaults`.
+    let nodefaults = environment
+        .spec
+        .channels
+        .iter()
+        .any(|channel| channel == "nodefaults");
+    let needs_derived =
+        python.pin.is_some() || local_channel.is_some() || pip_offline || nodefaults;
     let file = if needs_derived {
         let mut spec = environment.spec.clone();
         if let Some(pip) = pip {
@@ -184,9 +208,9 @@ pub(crate) fn plan(
         if let Some(pin) = &python.pin {
             spec.dependencies.insert(0, Dependency::Conda(pin.clone()));
         }
+        spec.channels.retain(|channel| channel != "nodefaults");
         if let Some(channel) = local_channel {
-            // `nodefaults` keeps conda from adding its default channels behind ours.
-            spec.channels = vec![channel.url.clone(), "nodefaults".into()];
+            spec.channels = vec![channel.url.clone()];
         }
         write_scratch(scratch, "environment.yml", &render(&spec))?
     } else {
@@ -214,6 +238,7 @@ pub(crate) fn plan(
     Ok(Plan {
         recipe: Recipe::EnvironmentFile { file },
         summary,
+        without_defaults: nodefaults || local_channel.is_some(),
     })
 }
 
@@ -287,6 +312,7 @@ pub(crate) fn build(
     prefix: &Path,
     memory_limit_mib: Option<u64>,
     channels: &[Channel],
+    solver: Option<&crate::solver::Solver>,
     update: bool,
 ) -> Result<Built, EnvironmentError> {
     let mut command = conda.command();
@@ -348,7 +374,9 @@ pub(crate) fn build(
             peak_memory_kib: finished.peak_memory_kib,
         });
     }
-    let killed = finished.signal() == Some(libc::SIGKILL);
+    // The out-of-memory killer's SIGKILL reaches conda itself, or a shell's `exit 137` for it.
+    let killed =
+        finished.signal() == Some(libc::SIGKILL) || finished.status.code() == Some(128 + 9);
     let output = conda_error_text(&finished.stderr, &finished.stdout);
     let kind = match classify(&output) {
         FailureKind::Pip
@@ -361,13 +389,22 @@ pub(crate) fn build(
         kind => kind,
     };
     Err(EnvironmentError::Conda {
-        kind: if killed { FailureKind::Killed } else { kind },
+        kind: if killed {
+            FailureKind::OutOfMemory
+        } else {
+            kind
+        },
         command: described,
         status: process::describe_status(finished.status),
         output,
         memory_limit_mib,
         vendored: conda.offline,
         channels: channels.iter().map(ToString::to_string).collect(),
+        solver: solver.map(|solver| solver.name.clone()),
+        other_solvers: solver
+            .map(crate::solver::Solver::others)
+            .unwrap_or_default(),
+        peak_memory_kib: finished.peak_memory_kib,
     })
 }
 
@@ -394,6 +431,12 @@ fn classify(output: &[String]) -> FailureKind {
     let text = output.join("\n");
     if mentions_full_disk(output) {
         FailureKind::DiskFull
+    } else if text.contains("MemoryError")
+        || text.contains("std::bad_alloc")
+        || text.contains("Cannot allocate memory")
+        || text.contains("memory allocation of")
+    {
+        FailureKind::OutOfMemory
     } else if text.contains("PackagesNotFoundError")
         || text.contains("PackagesNotFoundInChannelsError")
         || text.contains("Many packages are unavailable at once")

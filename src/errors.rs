@@ -12,6 +12,7 @@ use crate::download::DownloadError;
 use crate::environment::{EnvironmentError, FailureKind};
 use crate::installer::InstallerError;
 use crate::log;
+use crate::manifest_update::{Failure, MinicondaError, MiniforgeError, UpdateError, VerifyError};
 use crate::pip::PipError;
 use crate::python_version::PythonVersionError;
 use crate::relocate::RelocateError;
@@ -32,8 +33,9 @@ pub(crate) enum Error {
     PythonVersion(#[from] PythonVersionError),
     #[error(transparent)]
     Installer(#[from] InstallerError),
+    /// Boxed: conda's failure carries its whole story (output, channels, solvers, memory).
     #[error(transparent)]
-    Environment(#[from] EnvironmentError),
+    Environment(Box<EnvironmentError>),
     #[error(transparent)]
     Relocate(#[from] RelocateError),
     #[error(transparent)]
@@ -45,6 +47,8 @@ pub(crate) enum Error {
     #[error(transparent)]
     Pip(#[from] PipError),
     #[error(transparent)]
+    Solver(#[from] crate::solver::SolverError),
+    #[error(transparent)]
     Services(#[from] ServiceError),
     #[error(transparent)]
     Condarc(#[from] CondarcError),
@@ -53,6 +57,12 @@ pub(crate) enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl From<EnvironmentError> for Error {
+    fn from(error: EnvironmentError) -> Self {
+        Self::Environment(Box::new(error))
+    }
 }
 
 impl Error {
@@ -127,6 +137,25 @@ pub(crate) fn message(error: &Error) -> Message {
             "Loosen the constraint, e.g. `python=3.11`.",
         ),
         Error::Installer(installer) => installer_message(installer),
+        Error::Solver(crate::solver::SolverError::Unavailable {
+            wanted,
+            source_name,
+            offered,
+            installer,
+        }) => Message::new(
+            format!("The conda of {installer} has no {wanted} solver"),
+            vec![
+                format!(
+                    "{source_name} asks for the {wanted} solver; the installed conda offers {}.",
+                    offered.join(", ")
+                ),
+                "Asked before solving: conda would refuse the setting itself.".into(),
+            ],
+            format!(
+                "Unset it (`cf unset-env APP CONDA_SOLVER`, or drop `solver:` from the app's .condarc) and the buildpack runs the fastest this conda offers, or choose one of: {}. The rattler solver comes with Miniforge 26.5 and later (BP_CONDA_VERSION=26.5.x).",
+                offered.join(", ")
+            ),
+        ),
         Error::Environment(environment) => environment_message(environment),
         Error::Relocate(RelocateError::PrefixTooLong { file, from, to }) => Message::new(
             "The environment cannot be moved to its run-time path",
@@ -318,6 +347,17 @@ fn app_message(error: &AppError) -> Message {
                 "Write it with `conda list --explicit --md5 > {file}` in the environment you want."
             ),
         ),
+        AppError::UnsupportedStack { stack } => Message::new(
+            format!("This buildpack does not support the stack {stack}"),
+            vec![format!(
+                "Cloud Foundry stages the app on {stack} (CF_STACK), and this buildpack's installers are made for {} only.",
+                crate::stack::supported_names()
+            )],
+            format!(
+                "Push the app to a supported stack with `cf push APP -s {}`, or ask your operator for a buildpack release that supports {stack}.",
+                crate::stack::DEFAULT
+            ),
+        ),
         AppError::InvalidSetting {
             variable,
             value,
@@ -338,6 +378,7 @@ fn installer_message(error: &InstallerError) -> Message {
             wanted,
             stack,
             offered,
+            elsewhere,
         } => {
             let mut body = vec![
                 "DEPENDENCY MISSING IN MANIFEST:".to_string(),
@@ -351,11 +392,21 @@ fn installer_message(error: &InstallerError) -> Message {
                 ));
                 body.extend(offered.iter().map(|offer| format!("  - {offer}")));
             }
-            Message::new(
-                format!("No conda installer for {wanted}"),
-                body,
-                "Ask for a Python version and installer from the list: the python spec in environment.yml, runtime.txt, and BP_CONDA_DISTRIBUTION / BP_CONDA_VERSION (cf set-env).",
-            )
+            let fix = match elsewhere.as_slice() {
+                [] => "Ask for a Python version and installer from the list: the python spec in environment.yml, runtime.txt, and BP_CONDA_DISTRIBUTION / BP_CONDA_VERSION (cf set-env).".to_string(),
+                stacks => {
+                    body.push(format!(
+                        "This buildpack has one for {wanted} on {}.",
+                        stacks.join(", ")
+                    ));
+                    format!(
+                        "Push the app to {} with `cf push APP -s {}`, or ask for a Python version and installer from the list (environment.yml, runtime.txt, BP_CONDA_DISTRIBUTION / BP_CONDA_VERSION).",
+                        stacks.join(" or "),
+                        stacks[stacks.len() - 1]
+                    )
+                }
+            };
+            Message::new(format!("No conda installer for {wanted}"), body, fix)
         }
         InstallerError::Download(download) => download_message(download),
         InstallerError::VendoredFileMissing { dependency, path } => Message::new(
@@ -479,6 +530,97 @@ fn download_message(error: &DownloadError) -> Message {
     }
 }
 
+/// `conda-buildpack manifest update`: an operator's pipeline reads these, not a staging log.
+pub(crate) fn manifest_update_message(error: &UpdateError) -> Message {
+    const UNTOUCHED: &str = "The manifest was not changed.";
+    let publisher = |what: &str, source: &DownloadError| {
+        let (cause, fix) = match source {
+            DownloadError::HttpStatus {
+                status: 403 | 429, ..
+            } => (
+                format!("{source} (a rate limit, most likely)."),
+                "Wait for the limit to reset and run again, or point the flag at a mirror.",
+            ),
+            _ => (
+                format!("{source}."),
+                "Check the network, HTTPS_PROXY and the URL (--miniforge-releases, --miniconda-index), then run again.",
+            ),
+        };
+        Message::new(
+            format!("{what} could not be read"),
+            vec![cause, UNTOUCHED.into()],
+            fix,
+        )
+    };
+    match error {
+        UpdateError::Manifest(manifest) => Message::new(
+            "The manifest cannot be read",
+            vec![manifest.to_string(), UNTOUCHED.into()],
+            "Fix the file (or --manifest PATH) so that `conda-buildpack package` accepts it, then run again.",
+        ),
+        UpdateError::Miniforge(MiniforgeError::Fetch(source)) => {
+            publisher("Miniforge's release list", source)
+        }
+        UpdateError::Miniconda(MinicondaError::Fetch(source)) => {
+            publisher("Miniconda's index page", source)
+        }
+        UpdateError::Miniforge(format) => Message::new(
+            "Miniforge's release list is not what GitHub answers",
+            vec![format.to_string(), UNTOUCHED.into()],
+            "Check --miniforge-releases: it must answer as https://api.github.com/repos/conda-forge/miniforge/releases does.",
+        ),
+        UpdateError::Miniconda(format) => Message::new(
+            "Miniconda's index page is not what Anaconda serves",
+            vec![format.to_string(), UNTOUCHED.into()],
+            "Check --miniconda-index: it must answer as https://repo.anaconda.com/miniconda/ does.",
+        ),
+        UpdateError::Edit(edit) => Message::new(
+            "The manifest's layout cannot be edited safely",
+            vec![edit.to_string(), UNTOUCHED.into()],
+            "Write the list as block entries (`  - name: ...` on their own lines), as the repository's manifest.yml does, or make the change by hand.",
+        ),
+        UpdateError::Default { given, reason } => Message::new(
+            format!("--default {given} cannot be applied"),
+            vec![reason.clone(), UNTOUCHED.into()],
+            "Name a default_versions line and a version (or version line like 25.11.x) that the updated manifest holds.",
+        ),
+        UpdateError::Invalid { reason } => Message::new(
+            "The updated manifest would not be valid",
+            vec![reason.clone(), UNTOUCHED.into()],
+            REPORT,
+        ),
+        UpdateError::Io { path, source } => Message::new(
+            "The manifest could not be written",
+            vec![format!("{}: {source}", path.display())],
+            "Check that the directory is writable and has space, then run again.",
+        ),
+        UpdateError::Unverified { failures } => {
+            let mut body = vec!["Nothing was written for these installers:".to_string()];
+            for Failure { release, error } in failures {
+                body.push(match error {
+                    VerifyError::Download(DownloadError::ChecksumMismatch {
+                        url,
+                        expected,
+                        actual,
+                        ..
+                    }) => format!(
+                        "  {release}: the publisher states sha256 {expected}, but {url} downloaded with sha256 {actual}"
+                    ),
+                    other => format!("  {release}: {other}"),
+                });
+            }
+            Message::new(
+                format!(
+                    "{} proposed installers could not be verified",
+                    failures.len()
+                ),
+                body,
+                "A checksum is pinned only when the downloaded bytes agree with the publisher's. Check the proxy or mirror and run again; if they still disagree, tell the publisher. Every other entry was handled as shown.",
+            )
+        }
+    }
+}
+
 fn environment_message(error: &EnvironmentError) -> Message {
     match error {
         EnvironmentError::NotVendored { spec_file, package } => Message::new(
@@ -501,8 +643,14 @@ fn environment_message(error: &EnvironmentError) -> Message {
             memory_limit_mib,
             vendored,
             channels,
+            solver,
+            other_solvers,
+            peak_memory_kib,
         } => {
-            let mut body = vec![format!("`{command}` failed ({status}).")];
+            let mut body = vec![match solver {
+                Some(solver) => format!("`{command}` failed ({status}) with the {solver} solver."),
+                None => format!("`{command}` failed ({status})."),
+            }];
             if !output.is_empty() {
                 body.push("conda said:".into());
                 body.extend(output.iter().map(|line| format!("  {line}")));
@@ -629,13 +777,31 @@ fn environment_message(error: &EnvironmentError) -> Message {
                         "Run `conda-buildpack vendor APP_DIR` on a machine with internet access, so vendor/pip holds every wheel the pip section needs, and push again.".to_string(),
                     )
                 }
-                FailureKind::Killed => (
-                    "conda was killed, most likely for running out of memory",
-                    format!(
-                        "Staging had {} of memory and conda was stopped by SIGKILL, which is what the container's out-of-memory killer sends. Raise the app's memory (cf push -m 2G, or `memory:` in manifest.yml), or install from an @EXPLICIT spec-file.txt, which needs no solve.",
-                        memory_limit_mib.map_or_else(|| "an unknown amount".to_string(), |mib| format!("{mib} MB"))
-                    ),
-                ),
+                FailureKind::OutOfMemory => {
+                    let limit = memory_limit_mib
+                        .map_or_else(|| "an unknown limit".to_string(), |mib| format!("MEMORY_LIMIT {mib} MB"));
+                    let peak = peak_memory_kib
+                        .map_or_else(|| "unknown".to_string(), |kib| log::format_size(kib * 1024));
+                    body.insert(
+                        1,
+                        format!("Peak memory seen: {peak}, against the staging's {limit}."),
+                    );
+                    let rattler = match (solver.as_deref(), other_solvers.iter().any(|s| s == "rattler")) {
+                        (Some("rattler"), _) => None,
+                        (_, true) => Some("use the rattler solver, which needs a fraction of the memory: `cf set-env APP CONDA_SOLVER rattler` (or `cf unset-env APP CONDA_SOLVER`: the buildpack picks it when conda has it)".to_string()),
+                        _ => Some("use an installer whose conda has the rattler solver, which needs a fraction of the memory: `cf set-env APP BP_CONDA_VERSION 26.5.x`".to_string()),
+                    };
+                    let mut fixes: Vec<String> = rattler.into_iter().collect();
+                    fixes.push("give staging more memory: `cf push APP -m 2G`, or `cf scale APP -m 2G` then `cf restage APP`".into());
+                    fixes.push("stage from a lockfile, which needs no solve: `conda list --explicit --md5 > spec-file.txt` in a working environment".into());
+                    (
+                        match solver {
+                            Some(_) => "conda ran out of memory while solving",
+                            None => "conda ran out of memory",
+                        },
+                        format!("Either {}.", fixes.join("; or ")),
+                    )
+                }
                 FailureKind::DiskFull => (
                     "conda ran out of disk",
                     DISK_FULL.to_string(),
@@ -644,6 +810,15 @@ fn environment_message(error: &EnvironmentError) -> Message {
                     "conda failed to create the environment",
                     "See conda's error above. `conda env create -f environment.yml` on your machine usually shows the same problem.".to_string(),
                 ),
+            };
+            let fix = match (kind, solver, other_solvers.first()) {
+                (FailureKind::Unsatisfiable | FailureKind::Other, Some(solver), Some(other)) => {
+                    format!(
+                        "{fix} The {solver} solver ran; to try another this conda offers ({}): `cf set-env APP CONDA_SOLVER {other}` and `cf restage APP`.",
+                        other_solvers.join(", ")
+                    )
+                }
+                _ => fix,
             };
             Message::new(title, body, fix)
         }
@@ -694,6 +869,9 @@ mod tests {
             channels: vec![
                 "conda-forge from environment.yml (http://127.0.0.1:1/conda-forge)".into(),
             ],
+            solver: None,
+            other_solvers: vec![],
+            peak_memory_kib: None,
         }
         .into();
         let message = message(&error);
@@ -731,6 +909,7 @@ mod tests {
                 wanted: "Python 4".into(),
                 stack: "cflinuxfs4".into(),
                 offered: vec!["miniconda2 4.7.12.1 (Python 2)".into()],
+                elsewhere: vec!["cflinuxfs5"],
             }
             .into(),
             InstallerError::Download(DownloadError::ChecksumMismatch {
@@ -741,13 +920,16 @@ mod tests {
             })
             .into(),
             EnvironmentError::Conda {
-                kind: FailureKind::Killed,
+                kind: FailureKind::OutOfMemory,
                 command: "conda".into(),
                 status: "signal: 9".into(),
                 output: vec![],
                 memory_limit_mib: Some(256),
                 vendored: false,
                 channels: vec![],
+                solver: Some("classic".into()),
+                other_solvers: vec!["rattler".into()],
+                peak_memory_kib: Some(250_000),
             }
             .into(),
         ];
@@ -769,6 +951,25 @@ mod tests {
                 .contains(&"DEPENDENCY MISSING IN MANIFEST:".to_string())
         );
         let killed = message(&samples[4]);
-        assert!(killed.fix.contains("256 MB") && killed.fix.contains("cf push -m"));
+        assert_eq!(killed.title, "conda ran out of memory while solving");
+        assert!(
+            killed.body[0].contains("with the classic solver"),
+            "{:?}",
+            killed.body
+        );
+        assert!(
+            killed.body[1]
+                .contains("Peak memory seen: 244.1 MiB, against the staging's MEMORY_LIMIT 256 MB"),
+            "{:?}",
+            killed.body
+        );
+        for fix in [
+            "CONDA_SOLVER rattler",
+            "cf push APP -m 2G",
+            "cf scale APP -m 2G",
+            "spec-file.txt",
+        ] {
+            assert!(killed.fix.contains(fix), "{fix} missing: {}", killed.fix);
+        }
     }
 }

@@ -21,6 +21,8 @@ pub(crate) enum InstallerError {
         wanted: String,
         stack: String,
         offered: Vec<String>,
+        /// The other stacks with an installer for what the app wants.
+        elsewhere: Vec<&'static str>,
     },
     #[error(transparent)]
     Download(#[from] DownloadError),
@@ -125,7 +127,7 @@ pub(crate) fn choose<'m>(
 ) -> Result<Choice<'m>, InstallerError> {
     let on_stack_for_python = || {
         manifest
-            .dependencies_for_stack(&settings.stack)
+            .dependencies_for_stack(settings.stack.name)
             .filter(|dependency| python_major_of(&dependency.name) == Some(python.major))
     };
     let default = default_distribution(manifest, python.major);
@@ -191,10 +193,28 @@ pub(crate) fn choose<'m>(
         .max_by(|a, b| manifest::compare_versions(&a.version, &b.version))
         .map(|dependency| Choice { dependency, reason })
         .ok_or_else(|| InstallerError::NotInManifest {
+            elsewhere: crate::stack::STACKS
+                .iter()
+                .map(|stack| stack.name)
+                .filter(|&stack| {
+                    stack != settings.stack.name
+                        && manifest.installers_on_any_stack().iter().any(
+                            |(name, version, stacks)| {
+                                stacks.contains(&stack)
+                                    && python_major_of(name) == Some(python.major)
+                                    && distribution
+                                        .is_none_or(|wanted| distribution_of(name) == Some(wanted))
+                                    && settings.conda_version.as_ref().is_none_or(|line| {
+                                        manifest::version_matches_line(version, line)
+                                    })
+                            },
+                        )
+                })
+                .collect(),
             wanted: Wanted { python, settings }.to_string(),
-            stack: settings.stack.clone(),
+            stack: settings.stack.name.to_string(),
             offered: manifest
-                .dependencies_for_stack(&settings.stack)
+                .dependencies_for_stack(settings.stack.name)
                 .map(|dependency| {
                     let python = python_major_of(&dependency.name)
                         .map(|major| format!(" (Python {major})"))
@@ -402,10 +422,13 @@ mod tests {
 
     #[test]
     fn the_python_major_picks_the_installer_line() {
-        assert_eq!(chosen(3, None, None), "miniforge3 24.7.1");
+        assert_eq!(chosen(3, None, None), "miniforge3 26.5.3");
         assert_eq!(chosen(2, None, None), "miniconda2 4.7.12.1");
-        assert_eq!(chosen(3, Some("miniconda"), None), "miniconda3-py39 25.7.0");
-        assert_eq!(chosen(3, Some("miniforge"), None), "miniforge3 24.7.1");
+        assert_eq!(
+            chosen(3, Some("miniconda"), None),
+            "miniconda3-py311 25.9.1"
+        );
+        assert_eq!(chosen(3, Some("miniforge"), None), "miniforge3 26.5.3");
     }
 
     #[test]
@@ -424,12 +447,12 @@ mod tests {
         let position = manifest
             .default_versions
             .iter()
-            .position(|default| default.name == "miniconda3-py39")
+            .position(|default| default.name == "miniconda3-py311")
             .unwrap();
         let miniconda = manifest.default_versions.remove(position);
         manifest.default_versions.insert(0, miniconda);
         let choice = choose(&manifest, &python(3), &settings).unwrap();
-        assert_eq!(choice.dependency.to_string(), "miniconda3-py39 25.7.0");
+        assert_eq!(choice.dependency.to_string(), "miniconda3-py311 25.9.1");
         assert_eq!(choice.reason, "the default for Python 3");
     }
 
@@ -444,6 +467,21 @@ mod tests {
         );
         assert_eq!(chosen(3, None, Some("4.7.12.1")), "miniconda3 4.7.12.1");
         assert_eq!(chosen(3, None, Some("4.x")), "miniconda3-py39 4.12.0");
+        // Older Miniforge stays selectable.
+        assert_eq!(chosen(3, None, Some("26.3.x")), "miniforge3 26.3.2");
+    }
+
+    #[test]
+    fn an_installer_a_stack_cannot_run_falls_back_to_the_newest_it_can() {
+        // Miniconda 25.9 needs glibc 2.28: on cflinuxfs3 the newest Miniconda it runs is chosen.
+        let manifest = manifest();
+        let choice = choose(
+            &manifest,
+            &python(3),
+            &settings(Some("miniconda"), None, "cflinuxfs3"),
+        )
+        .unwrap();
+        assert_eq!(choice.dependency.to_string(), "miniconda3-py39 25.7.0");
     }
 
     #[test]
@@ -472,11 +510,22 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_stack_offers_nothing() {
-        let manifest = manifest();
-        let error = choose(&manifest, &python(3), &settings(None, None, "windows")).unwrap_err();
+    fn a_line_missing_on_this_stack_names_the_stacks_that_have_it() {
+        let mut manifest = manifest();
+        for dependency in &mut manifest.dependencies {
+            if dependency.name == "miniforge3" {
+                dependency.cf_stacks = vec!["cflinuxfs5".into()];
+            }
+        }
+        let error = choose(
+            &manifest,
+            &python(3),
+            &settings(Some("miniforge"), None, "cflinuxfs4"),
+        )
+        .unwrap_err();
         assert!(
-            matches!(error, InstallerError::NotInManifest { ref offered, .. } if offered.is_empty())
+            matches!(error, InstallerError::NotInManifest { ref elsewhere, .. } if *elsewhere == ["cflinuxfs5"]),
+            "{error:?}"
         );
     }
 }

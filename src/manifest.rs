@@ -36,6 +36,19 @@ pub(crate) struct Manifest {
     pub(crate) include_files: Vec<String>,
     #[serde(default)]
     pub(crate) pre_package: Option<String>,
+    /// In a zip built for one stack: the installers left out because they are for other
+    /// stacks, so a staging that finds none here can say which stacks have one.
+    #[serde(default)]
+    pub(crate) other_stacks: Vec<Elsewhere>,
+}
+
+/// An installer of another stack's zip.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Elsewhere {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) cf_stacks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +142,15 @@ impl Manifest {
             if self.stack.is_none() && dependency.cf_stacks.is_empty() {
                 return Err(format!("dependency {dependency} lists no cf_stacks"));
             }
+            for stack in dependency.cf_stacks.iter().chain(&self.stack) {
+                if crate::stack::find(stack).is_none() {
+                    return Err(format!(
+                        "dependency {dependency} lists stack `{stack}`, which this buildpack \
+                         does not support (it supports {})",
+                        crate::stack::supported_names()
+                    ));
+                }
+            }
             if let Some(file) = &dependency.file {
                 let path = Path::new(file);
                 let escapes = path.is_absolute()
@@ -178,6 +200,31 @@ impl Manifest {
                 Some(own) => own == stack,
                 None => dependency.cf_stacks.iter().any(|s| s == stack),
             })
+    }
+
+    /// Every (name, version, stacks) the manifest knows of, this zip's stack or others.
+    pub(crate) fn installers_on_any_stack(&self) -> Vec<(&str, &str, Vec<&str>)> {
+        self.dependencies
+            .iter()
+            .map(|dependency| {
+                let stacks = match &self.stack {
+                    Some(own) => vec![own.as_str()],
+                    None => dependency.cf_stacks.iter().map(String::as_str).collect(),
+                };
+                (
+                    dependency.name.as_str(),
+                    dependency.version.as_str(),
+                    stacks,
+                )
+            })
+            .chain(self.other_stacks.iter().map(|elsewhere| {
+                (
+                    elsewhere.name.as_str(),
+                    elsewhere.version.as_str(),
+                    elsewhere.cf_stacks.iter().map(String::as_str).collect(),
+                )
+            }))
+            .collect()
     }
 
     pub(crate) fn default_version(&self, name: &str) -> Option<&str> {
@@ -303,13 +350,15 @@ mod tests {
                 "the source manifest vendors nothing"
             );
         }
-        let default = manifest.default_version("miniconda3-py39").unwrap();
-        assert!(
-            manifest
-                .dependencies
-                .iter()
-                .any(|d| d.name == "miniconda3-py39" && version_matches_line(&d.version, default))
-        );
+        for default in &manifest.default_versions {
+            assert!(
+                manifest.dependencies.iter().any(|d| d.name == default.name
+                    && version_matches_line(&d.version, &default.version)),
+                "default_versions names {} {}, which no entry has",
+                default.name,
+                default.version
+            );
+        }
     }
 
     #[test]
@@ -322,10 +371,23 @@ mod tests {
     #[test]
     fn a_file_outside_the_buildpack_is_refused() {
         let text = format!(
-            "language: conda\ndependencies:\n- name: x\n  version: '1'\n  uri: https://h/x.sh\n  sha256: {}\n  cf_stacks: [s]\n  file: ../../etc/passwd\n",
+            "language: conda\ndependencies:\n- name: x\n  version: '1'\n  uri: https://h/x.sh\n  sha256: {}\n  cf_stacks: [cflinuxfs4]\n  file: ../../etc/passwd\n",
             "a".repeat(64)
         );
         assert!(Manifest::parse(&text).unwrap_err().contains("outside"));
+    }
+
+    #[test]
+    fn a_stack_outside_the_stack_table_is_refused() {
+        let text = format!(
+            "language: conda\ndependencies:\n- name: x\n  version: '1'\n  uri: https://h/x.sh\n  sha256: {}\n  cf_stacks: [cflinuxfs4, cflinuxfs9]\n",
+            "a".repeat(64)
+        );
+        let error = Manifest::parse(&text).unwrap_err();
+        assert!(
+            error.contains("lists stack `cflinuxfs9`, which this buildpack does not support"),
+            "{error}"
+        );
     }
 
     #[test]

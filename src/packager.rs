@@ -52,6 +52,11 @@ pub(crate) enum PackageError {
     Manifest(#[from] crate::manifest::ManifestError),
     #[error("no dependency in the manifest lists stack `{0}`")]
     UnknownStack(String),
+    #[error(
+        "`{0}` is not a stack this buildpack supports: it supports {supported}",
+        supported = crate::stack::supported_names()
+    )]
+    UnsupportedStack(String),
     #[error("include_files names {0}, which does not exist in the source tree")]
     MissingFile(PathBuf),
     #[error("cannot read the buildpack's own executable: {0}")]
@@ -129,8 +134,12 @@ pub(crate) fn package(args: &PackageArgs) -> Result<PathBuf, PackageError> {
         }
     }
 
-    // The stack: keep that stack's dependencies, say so once at the top, drop cf_stacks.
+    // The stack: keep that stack's dependencies, say so once at the top, drop cf_stacks. The
+    // others' names and stacks stay under `other_stacks`, for a staging that finds no installer.
     if let Some(stack) = &args.stack {
+        if crate::stack::find(stack).is_none() {
+            return Err(PackageError::UnsupportedStack(stack.clone()));
+        }
         if !manifest
             .dependencies
             .iter()
@@ -140,18 +149,32 @@ pub(crate) fn package(args: &PackageArgs) -> Result<PathBuf, PackageError> {
         }
         if let Value::Mapping(mapping) = &mut document {
             mapping.insert("stack".into(), Value::String(stack.clone()));
+            let mut elsewhere = Vec::new();
             if let Some(Value::Sequence(dependencies)) = mapping.get_mut("dependencies") {
-                dependencies.retain(|dependency| {
+                let on_stack = |dependency: &Value| {
                     dependency
                         .get("cf_stacks")
                         .and_then(Value::as_sequence)
                         .is_some_and(|stacks| stacks.iter().any(|s| s.as_str() == Some(stack)))
-                });
+                };
+                for dependency in dependencies.iter().filter(|d| !on_stack(d)) {
+                    let mut entry = serde_yaml_ng::Mapping::new();
+                    for key in ["name", "version", "cf_stacks"] {
+                        if let Some(value) = dependency.get(key) {
+                            entry.insert(key.into(), value.clone());
+                        }
+                    }
+                    elsewhere.push(Value::Mapping(entry));
+                }
+                dependencies.retain(on_stack);
                 for dependency in dependencies.iter_mut() {
                     if let Value::Mapping(entry) = dependency {
                         entry.remove("cf_stacks");
                     }
                 }
+            }
+            if !elsewhere.is_empty() {
+                mapping.insert("other_stacks".into(), Value::Sequence(elsewhere));
             }
         }
     }

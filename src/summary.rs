@@ -27,6 +27,8 @@ pub(crate) struct Summary {
     pub(crate) cache: CacheOutcome,
     pub(crate) cache_size: u64,
     pub(crate) conda_peak_memory_kib: Option<u64>,
+    /// `MEMORY_LIMIT`, which the peaks are shown against.
+    pub(crate) memory_limit_mib: Option<u64>,
     /// What slimming left out of the droplet, built now or restored from the cache.
     pub(crate) slimmed: Option<crate::slim::Slimmed>,
 }
@@ -184,7 +186,14 @@ impl Summary {
             memory.push(format!("buildpack {}", log::format_size(kib * 1024)));
         }
         if !memory.is_empty() {
-            log::detail(&format!("Peak memory: {}", memory.join(", ")));
+            let limit = self.memory_limit_mib.map_or_else(String::new, |mib| {
+                let peak_mib = self.conda_peak_memory_kib.unwrap_or(0) / 1024;
+                format!(
+                    "; MEMORY_LIMIT {mib} MB, {}% of it used by conda",
+                    peak_mib * 100 / mib.max(1)
+                )
+            });
+            log::detail(&format!("Peak memory: {}{limit}", memory.join(", ")));
         }
     }
 }

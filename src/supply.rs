@@ -23,6 +23,7 @@ use crate::python_version::{self, PythonChoice};
 use crate::relocate;
 use crate::services::{self, CondaService};
 use crate::slim;
+use crate::solver;
 use crate::stager::{Facts, Stager};
 use crate::summary::{self, CacheOutcome, Summary};
 use crate::vendor;
@@ -33,6 +34,15 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
     log::step(&format!("Conda Buildpack version {}", buildpack.version));
 
     let settings = Settings::from_env()?;
+    if settings.stack_defaulted {
+        log::detail(&format!(
+            "CF_STACK is not set: staging for {}, the default stack",
+            settings.stack
+        ));
+    }
+    if let Some(warning) = crate::stack::deprecation_warning(settings.stack) {
+        log::warning(&warning);
+    }
     let services = services::from_env()?;
     let app = App::read(&stager.build_dir)?;
     // A channel or index URL in the app's files may carry credentials: conda and pip may
@@ -75,12 +85,24 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
     warn_about_deprecation(&buildpack.manifest, dependency);
 
     let mut summary = Summary::new();
+    summary.memory_limit_mib = settings.memory_limit_mib;
     let cache = AppCache::open(&stager.cache_dir)?;
     if settings.clear_cache {
         log::step("Clearing the app cache (BP_CONDA_CLEAR_CACHE)");
         cache.clear()?;
     }
     // Every push hashes vendor/ (its digest decides the cache); only a build indexes it.
+    if let Some(stacks) = app.vendor_dir.as_deref().and_then(vendor::vendored_for) {
+        if !stacks.iter().any(|stack| stack == settings.stack.name) {
+            log::warning(&format!(
+                "vendor/ holds packages chosen for {}, and this staging is on {}: some may need a \
+                 newer glibc than it has. Vendor again with `conda-buildpack vendor --stack {}`.",
+                stacks.join(", "),
+                settings.stack.name,
+                settings.stack.name
+            ));
+        }
+    }
     let vendored = match &app.vendor_dir {
         Some(vendor_dir) => summary.time("scanning vendor/", || vendor::scan(vendor_dir))?,
         None => None,
@@ -209,6 +231,34 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
     summary.cache_size = cache.prune();
     summary.print(&facts, &stager.deps_idx(), started.elapsed());
     Ok(())
+}
+
+/// The solver for this staging: the user's or operator's `CONDA_SOLVER`, else the fastest the
+/// installed conda offers, asked of that conda.
+fn choose_solver(
+    conda: &Conda<'_>,
+    base: &Path,
+    dependency: &Dependency,
+) -> Result<Option<solver::Solver>, Error> {
+    let requested = std::env::var("CONDA_SOLVER")
+        .ok()
+        .map(|value| value.trim().to_string())
+        .filter(|value| !value.is_empty());
+    let Some(offered) =
+        solver::python_of(base).and_then(|python| solver::offered(conda.command_for(&python)))
+    else {
+        log::detail(
+            "Solver: conda's own default (the installed conda could not be asked which it has)",
+        );
+        return Ok(None);
+    };
+    let chosen = solver::choose(
+        offered,
+        requested.as_deref().map(|wanted| ("CONDA_SOLVER", wanted)),
+        &dependency.to_string(),
+    )?;
+    log::detail(&format!("Solver: {} ({})", chosen.name, chosen.reason));
+    Ok(Some(chosen))
 }
 
 /// The cold path: installer, conda, relocation.
@@ -340,8 +390,20 @@ fn build(
     }
     // conda reads it as the staging user's .condarc; it holds credentials, so it lives only
     // while conda runs (dropped at the end of this function, whatever happens).
+    // When the buildpack names conda's whole channel list (`nodefaults`, a vendored channel),
+    // the file's `channels` would be merged back in: only its other settings are written.
+    let staged_layers: Vec<Layer> = layers
+        .iter()
+        .cloned()
+        .map(|mut layer| {
+            if plan.without_defaults {
+                layer.channels.clear();
+            }
+            layer
+        })
+        .collect();
     let _staging_condarc =
-        condarc::write_staging(&scratch.home, layers).map_err(Error::io(&scratch.home))?;
+        condarc::write_staging(&scratch.home, &staged_layers).map_err(Error::io(&scratch.home))?;
     let mut conda_env = Vec::new();
     // The platform's CAs for conda and pip, beside the roots they ship; the bundle is written
     // in conda's scratch dir (the cache's work dir), never the droplet.
@@ -365,7 +427,7 @@ fn build(
             conda_env.push(("PIP_INDEX_URL".to_string(), url.into()));
         }
     }
-    let conda = Conda {
+    let mut conda = Conda {
         executable: conda_executable,
         pkgs_dir: cache.pkgs_dir(),
         pip_cache_dir: cache.pip_dir(),
@@ -375,7 +437,24 @@ fn build(
             .and_then(|pip| pip.wheelhouse.as_ref())
             .map(|wheelhouse| wheelhouse.dir.clone()),
         env: conda_env,
+        solver: None,
+        // The file's channels and conda's own, less `defaults`; offline, the vendored one alone.
+        channels: plan.without_defaults.then(|| match local_channel {
+            Some(channel) => vec![channel.url.clone()],
+            None => channels
+                .iter()
+                .map(|channel| channel.name.clone())
+                .collect(),
+        }),
     };
+    if let Some(list) = &conda.channels {
+        channels::restrict_installer_condarc(&base, list).map_err(Error::io(&base))?;
+    }
+    let solver = match plan.recipe {
+        environment::Recipe::EnvironmentFile { .. } => choose_solver(&conda, &base, dependency)?,
+        environment::Recipe::Explicit { .. } => None,
+    };
+    conda.solver = solver.as_ref().map(|solver| solver.name.clone());
     let env_dir = stager.env_dir();
     let runtime_dir = stager.runtime_env_dir();
     let build_prefix = relocate::build_prefix_for(&env_dir, &runtime_dir);
@@ -404,6 +483,7 @@ fn build(
             )),
         }
     }
+    #[allow(clippy::result_large_err)] // conda's failure, once per staging at most
     let build_with = |update: bool| {
         environment::build(
             &conda,
@@ -411,6 +491,7 @@ fn build(
             &build_prefix,
             settings.memory_limit_mib,
             &channels,
+            solver.as_ref(),
             update,
         )
     };
@@ -562,7 +643,7 @@ fn fingerprint(
     }
     Fingerprint {
         buildpack_version: buildpack.version.clone(),
-        stack: settings.stack.clone(),
+        stack: settings.stack.name.to_string(),
         installer: dependency.to_string(),
         installer_sha256: dependency.sha256.to_ascii_lowercase(),
         python: format!("{} {}", python.major, python.pin.as_deref().unwrap_or(""))

@@ -248,11 +248,32 @@ pub(crate) struct VendorArgs {
     /// environment's, then `python3` on PATH). The wheels are for the app's platform either way.
     #[arg(long)]
     python: Option<PathBuf>,
-    /// The stack the app stages on: `cflinuxfs4` allows wheels for its newer glibc (2.35).
-    /// By default the wheels suit both cflinuxfs3 and cflinuxfs4 (glibc 2.27).
-    #[arg(long, value_parser = ["cflinuxfs3", "cflinuxfs4"])]
-    stack: Option<String>,
+    /// The stack the app stages on: conda packages and wheels are chosen for its glibc. By
+    /// default they suit every current stack (the lowest glibc among them).
+    #[arg(long, value_parser = parse_stack)]
+    stack: Option<&'static crate::stack::Stack>,
 }
+
+fn parse_stack(name: &str) -> Result<&'static crate::stack::Stack, String> {
+    crate::stack::find(name).ok_or_else(|| {
+        format!(
+            "`{name}` is not a stack this buildpack supports; it supports {}",
+            crate::stack::supported_names()
+        )
+    })
+}
+
+impl VendorArgs {
+    /// The glibc the packages must run on, and the stacks that glibc serves.
+    fn target(&self) -> crate::stack::Target {
+        self.stack
+            .map_or_else(crate::stack::every_current, crate::stack::Target::for_stack)
+    }
+}
+
+/// Where `vendor` records the stacks it chose packages for, so that a staging on another
+/// stack can say so. Not a package: the staging-side scan passes it by.
+pub(crate) const STACKS_FILE: &str = "stacks.txt";
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum VendorCommandError {
@@ -298,18 +319,54 @@ fn vendor(args: &VendorArgs) -> Result<(), VendorCommandError> {
         return Err(VendorCommandError::NotCondaApp(app_dir.clone()));
     }
     let app = crate::app::App::read(app_dir)?;
+    let target = args.target();
+    println!(
+        "Vendoring for glibc {} ({})",
+        target.glibc_version(),
+        target.stacks_in_words()
+    );
     let scratch = tempfile_dir().map_err(|source| VendorCommandError::Io {
         path: std::env::temp_dir(),
         source,
     })?;
-    let result = vendor_into(args, &app, &scratch);
+    let result = vendor_into(args, &app, &target, &scratch);
     let _ = fs::remove_dir_all(&scratch);
-    result
+    result?;
+    let marker = app_dir.join(crate::app::VENDOR_DIR).join(STACKS_FILE);
+    fs::create_dir_all(app_dir.join(crate::app::VENDOR_DIR))
+        .and_then(|()| {
+            fs::write(
+                &marker,
+                format!(
+                    "# Written by `conda-buildpack vendor`: the packages here were chosen for glibc {}, which these stacks have:\n{}\n",
+                    target.glibc_version(),
+                    target.stacks.join("\n")
+                ),
+            )
+        })
+        .map_err(|source| VendorCommandError::Io {
+            path: marker,
+            source,
+        })
+}
+
+/// The stacks `vendor` chose the app's packages for, from vendor/stacks.txt; `None` for a
+/// vendor/ filled by hand or by an older buildpack.
+pub(crate) fn vendored_for(vendor_dir: &Path) -> Option<Vec<String>> {
+    let text = fs::read_to_string(vendor_dir.join(STACKS_FILE)).ok()?;
+    Some(
+        text.lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(str::to_string)
+            .collect(),
+    )
 }
 
 fn vendor_into(
     args: &VendorArgs,
     app: &crate::app::App,
+    target: &crate::stack::Target,
     scratch: &Path,
 ) -> Result<(), VendorCommandError> {
     let app_dir = &args.app_dir;
@@ -318,7 +375,7 @@ fn vendor_into(
     crate::pip::fetch::refuse_direct(&pip_lines)?;
     let (urls, prefix) = match &app.explicit_spec {
         Some(explicit) => (explicit.urls.clone(), None),
-        None => solve(args, app, app_dir, scratch)?,
+        None => solve(args, app, app_dir, target, scratch)?,
     };
     let vendor_dir = app_dir.join(crate::app::VENDOR_DIR);
     let mut wanted = Vec::new();
@@ -400,7 +457,7 @@ fn vendor_into(
             String::new()
         }
     );
-    vendor_pip(args, &pip_lines, prefix.as_deref(), scratch)
+    vendor_pip(args, &pip_lines, prefix.as_deref(), target, scratch)
 }
 
 fn pip_lines(
@@ -427,6 +484,7 @@ fn vendor_pip(
     args: &VendorArgs,
     lines: &[crate::pip::requirements::Located],
     prefix: Option<&Path>,
+    stacks: &crate::stack::Target,
     scratch: &Path,
 ) -> Result<(), VendorCommandError> {
     let app_dir = &args.app_dir;
@@ -447,7 +505,7 @@ fn vendor_pip(
         .or_else(|| env_python.clone())
         .unwrap_or_else(|| PathBuf::from("python3"));
     let version = python_version(env_python.as_ref().unwrap_or(&runner))?;
-    let target = crate::pip::fetch::Target::for_stack(args.stack.as_deref(), version);
+    let target = crate::pip::fetch::Target::new(stacks.clone(), version);
     println!("Vendoring the pip requirements for {target}");
     let fetched =
         crate::pip::fetch::fetch(app_dir, lines, &[runner.into_os_string()], &target, scratch)?;
@@ -515,6 +573,7 @@ fn solve(
     args: &VendorArgs,
     app: &crate::app::App,
     app_dir: &Path,
+    target: &crate::stack::Target,
     scratch: &Path,
 ) -> Result<(Vec<String>, Option<PathBuf>), VendorCommandError> {
     let conda = args
@@ -559,7 +618,9 @@ fn solve(
             .arg(&prefix)
             .arg("-f")
             .arg(&file)
-            .env("CONDA_ALWAYS_YES", "true"))?;
+            .env("CONDA_ALWAYS_YES", "true")
+            // conda reads `__glibc` off the machine it runs on; the app runs on the stack.
+            .env("CONDA_OVERRIDE_GLIBC", target.glibc_version()))?;
         run(Command::new(&conda)
             .args(["list", "--explicit", "--md5", "-p"])
             .arg(&prefix))

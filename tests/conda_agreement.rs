@@ -2,6 +2,8 @@
 //! the double (as conda 26.7.1, on the fixture channels) and through real conda 26.7.1 (on
 //! its channel of real packages), and what a user would see must agree: whether the
 //! environment is created, the name of conda's error, the warnings, the packages named.
+//! And real conda's two solvers must agree with each other: the rattler solver the buildpack
+//! picks when conda has it, and the classic one, on the same channel and the same files.
 //! Without `../shared/real` this says so and skips.
 
 mod support;
@@ -59,7 +61,7 @@ impl Conda {
                 "CONDA_DEFAULT_CHANNELS",
                 format!("{}/main", self.server.url()),
             )
-            // The real kit has only the classic solver; hold the double to the same.
+            // The double models the classic solver's words; hold real conda to the same.
             .env("CONDA_SOLVER", "classic")
             .output()
             .unwrap();
@@ -114,7 +116,27 @@ fn the_double_and_real_conda_agree_on_what_users_write() {
         world,
         &dir.path().join("real"),
     );
-    let scenarios: [(&str, &str, &[&str]); 6] = [
+    let scenarios = scenarios();
+    let mut disagreements = Vec::new();
+    for (scenario, environment, missing) in scenarios {
+        let from_double = double.create(environment, missing);
+        let from_real = real.create(environment, missing);
+        if from_double != from_real {
+            disagreements.push(format!(
+                "{scenario}:\n  double: {from_double:?}\n  real:   {from_real:?}"
+            ));
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "the conda double no longer does what real conda 26.7.1 does:\n{}",
+        disagreements.join("\n")
+    );
+}
+
+/// The environment files the stories use, as a user writes them.
+fn scenarios() -> [(&'static str, &'static str, &'static [&'static str]); 6] {
+    [
         (
             "a plain environment",
             "channels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy\n",
@@ -145,20 +167,82 @@ fn the_double_and_real_conda_agree_on_what_users_write() {
             "channels: [conda-forge, nodefaults]\ndependencies:\n  - python=3.11\n",
             &[],
         ),
-    ];
+    ]
+}
+
+/// What one solver made of a file: the error conda named, or the packages it installed.
+fn solved(conda: &Conda, solver: &str, environment: &str) -> Result<Vec<String>, String> {
+    let dir = tempfile::tempdir_in(&conda.home).unwrap();
+    let file = dir.path().join("environment.yml");
+    fs::write(&file, environment).unwrap();
+    let prefix = dir.path().join("env");
+    let output = Command::new(&conda.executable)
+        .args(["env", "create", "-y", "-p"])
+        .arg(&prefix)
+        .arg("-f")
+        .arg(&file)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &conda.home)
+        .env("CONDA_PKGS_DIRS", conda.home.join("pkgs"))
+        .env("CONDA_CHANNEL_ALIAS", conda.server.url())
+        .env("CONDA_SOLVER", solver)
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        let text = String::from_utf8_lossy(&output.stderr).into_owned();
+        return Err(text
+            .lines()
+            .find_map(|line| {
+                let name = line.split(':').next()?.trim();
+                (!name.contains(' ') && (name.ends_with("Error") || name.ends_with("Exception")))
+                    .then(|| name.to_string())
+            })
+            .unwrap_or(text));
+    }
+    let mut packages: Vec<String> = fs::read_dir(prefix.join("conda-meta"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    packages.sort();
+    Ok(packages)
+}
+
+#[test]
+fn the_rattler_and_classic_solvers_agree_on_every_environment_file() {
+    let Some(world) = real_conda::world() else {
+        return;
+    };
+    let dir = scratch();
+    let real = Conda::install(
+        &world.join("installers").join(real_conda::MINIFORGE),
+        world,
+        &dir.path().join("real"),
+    );
+    let pydata = real_conda::PYDATA_ENVIRONMENT;
+    let sample =
+        fs::read_to_string(support::repo().join("cf-apps/flask-numpy/environment.yml")).unwrap();
+    let mut files: Vec<(&str, &str)> = scenarios()
+        .iter()
+        .map(|(scenario, environment, _)| (*scenario, *environment))
+        .collect();
+    files.push(("the pydata app", pydata));
+    files.push(("the flask-numpy sample", &sample));
     let mut disagreements = Vec::new();
-    for (scenario, environment, missing) in scenarios {
-        let from_double = double.create(environment, missing);
-        let from_real = real.create(environment, missing);
-        if from_double != from_real {
+    for (scenario, environment) in files {
+        let rattler = solved(&real, "rattler", environment);
+        let classic = solved(&real, "classic", environment);
+        if rattler != classic {
             disagreements.push(format!(
-                "{scenario}:\n  double: {from_double:?}\n  real:   {from_real:?}"
+                "{scenario}:\n  rattler: {rattler:?}\n  classic: {classic:?}"
             ));
         }
     }
     assert!(
         disagreements.is_empty(),
-        "the conda double no longer does what real conda 26.7.1 does:\n{}",
+        "the rattler and classic solvers disagree:\n{}",
         disagreements.join("\n")
     );
 }

@@ -165,7 +165,7 @@ fn the_flask_numpy_sample_serves_numpy_statistics() {
     let (staging, _dir, _server) = stage_sample("flask-numpy");
     staging
         .assert_success()
-        .assert_log_contains("with miniforge3 24.7.1");
+        .assert_log_contains("with miniforge3 26.5.3");
     let skipped = fixtures().info["skipped"].to_string();
     if skipped.contains("flask") {
         eprintln!(

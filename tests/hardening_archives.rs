@@ -427,7 +427,7 @@ fn a_cached_zip_whose_installer_was_altered_or_removed_is_never_run() {
                 .by_index_raw(index)
                 .unwrap()
                 .name()
-                .ends_with("Miniforge3-24.7.1-0-Linux-x86_64.sh");
+                .ends_with("Miniforge3-26.5.3-0-Linux-x86_64.sh");
             if !is_installer {
                 writer
                     .raw_copy_file(archive.by_index_raw(index).unwrap())
@@ -453,12 +453,12 @@ fn a_cached_zip_whose_installer_was_altered_or_removed_is_never_run() {
         (
             "altered",
             rewrite("altered", true),
-            "The cached buildpack's copy of miniforge3 24.7.1 is corrupt",
+            "The cached buildpack's copy of miniforge3 26.5.3 is corrupt",
         ),
         (
             "missing",
             rewrite("missing", false),
-            "The cached buildpack is missing miniforge3 24.7.1",
+            "The cached buildpack is missing miniforge3 26.5.3",
         ),
     ];
     for (case, zip, expected) in cases {

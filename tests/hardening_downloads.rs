@@ -15,7 +15,7 @@ use support::{
     Fault, Packaging, Server, StageOptions, app, fixtures, launch, package, scratch, stage, stdout,
 };
 
-const INSTALLER: &str = "Miniforge3-24.7.1-0-Linux-x86_64.sh";
+const INSTALLER: &str = "Miniforge3-26.5.3-0-Linux-x86_64.sh";
 
 struct World {
     dir: tempfile::TempDir,

@@ -75,7 +75,7 @@ fn python_3_from_environment_yml() {
         .staging
         .assert_success()
         .assert_log_contains(
-            "-----> Using Python 3 (from environment.yml: python=3.9) with miniforge3 24.7.1",
+            "-----> Using Python 3 (from environment.yml: python=3.9) with miniforge3 26.5.3",
         )
         .assert_log_lacks("runtime.txt");
     assert!(python_at_run_time(&pushed.staging.droplet()).starts_with("Python 3.9."));
@@ -87,7 +87,7 @@ fn no_version_anywhere_means_python_3_and_the_default_installer() {
     pushed
         .staging
         .assert_success()
-        .assert_log_contains("-----> Using Python 3 (the default) with miniforge3 24.7.1 (the default for Python 3: conda-forge, without Anaconda's Terms of Service)");
+        .assert_log_contains("-----> Using Python 3 (the default) with miniforge3 26.5.3 (the default for Python 3: conda-forge, without Anaconda's Terms of Service)");
     assert!(python_at_run_time(&pushed.staging.droplet()).starts_with("Python 3."));
 }
 
@@ -98,7 +98,7 @@ fn conflicting_files_warn_naming_both_and_environment_yml_wins() {
         .staging
         .assert_success()
         .assert_log_contains("runtime.txt asks for python-2.7.18 but environment.yml asks for `python=3.11`; using environment.yml")
-        .assert_log_contains("-----> Using Python 3 (from environment.yml: python=3.11) with miniforge3 24.7.1");
+        .assert_log_contains("-----> Using Python 3 (from environment.yml: python=3.11) with miniforge3 26.5.3");
     assert_eq!(
         python_at_run_time(&pushed.staging.droplet()),
         "Python 3.11.9"
@@ -116,9 +116,10 @@ fn an_impossible_version_fails_listing_what_the_manifest_offers() {
             "**ERROR**\u{1b}[0m No conda installer for Python 4 (from runtime.txt: python-4.0.1)",
         )
         .assert_log_contains("DEPENDENCY MISSING IN MANIFEST:")
+        .assert_log_contains("  - miniconda3-py311 25.9.1 (Python 3)")
         .assert_log_contains("  - miniconda3-py39 25.7.0 (Python 3)")
         .assert_log_contains("  - miniconda2 4.7.12.1 (Python 2)")
-        .assert_log_contains("  - miniforge3 24.7.1 (Python 3)");
+        .assert_log_contains("  - miniforge3 26.5.3 (Python 3)");
 }
 
 #[test]
@@ -131,9 +132,9 @@ fn miniconda_is_chosen_with_bp_conda_distribution() {
         .staging
         .assert_success()
         .assert_log_contains(
-            "-----> Using Python 3 (from environment.yml: python=3.9) with miniconda3-py39 25.7.0 (BP_CONDA_DISTRIBUTION=miniconda)",
+            "-----> Using Python 3 (from environment.yml: python=3.9) with miniconda3-py311 25.9.1 (BP_CONDA_DISTRIBUTION=miniconda)",
         )
-        .assert_log_contains("Miniconda3-py39_25.7.0-2-Linux-x86_64.sh");
+        .assert_log_contains("Miniconda3-py311_25.9.1-1-Linux-x86_64.sh");
     assert!(python_at_run_time(&pushed.staging.droplet()).starts_with("Python 3.9."));
 }
 
@@ -144,9 +145,9 @@ fn miniforge_is_the_default_for_python_3() {
         .staging
         .assert_success()
         .assert_log_contains(
-            "-----> Using Python 3 (from environment.yml: python=3.12) with miniforge3 24.7.1 (the default for Python 3: conda-forge, without Anaconda's Terms of Service)",
+            "-----> Using Python 3 (from environment.yml: python=3.12) with miniforge3 26.5.3 (the default for Python 3: conda-forge, without Anaconda's Terms of Service)",
         )
-        .assert_log_contains("Miniforge3-24.7.1-0-Linux-x86_64.sh");
+        .assert_log_contains("Miniforge3-26.5.3-0-Linux-x86_64.sh");
     assert_eq!(
         python_at_run_time(&pushed.staging.droplet()),
         "Python 3.12.5"

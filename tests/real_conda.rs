@@ -428,7 +428,7 @@ fn anacondas_terms_of_service_gate_miniconda_and_not_miniforge() {
     let forge = world.push(&app, "miniforge");
     forge
         .assert_success()
-        .assert_log_contains("with miniforge3 24.7.1 (the default for Python 3: conda-forge, without Anaconda's Terms of Service)")
+        .assert_log_contains("with miniforge3 26.5.3 (the default for Python 3: conda-forge, without Anaconda's Terms of Service)")
         .assert_log_lacks("Terms of Service have not been accepted");
     assert!(run(&forge, WEB_REQUEST).contains("\"mean\":3.0"));
 
@@ -464,27 +464,59 @@ fn anacondas_terms_of_service_gate_miniconda_and_not_miniforge() {
     fs::remove_dir_all(&root).unwrap();
 }
 
-/// conda 26.7.1 reads `nodefaults` in an environment file as a channel to download, where
-/// older conda left `defaults` out: the push fails with that explained, not as a network
-/// problem.
+/// `nodefaults` keeps its documented meaning on conda 26.7.1, whose `env create` no longer
+/// drops it (it would ask the channel alias for a channel named `nodefaults`): the
+/// environment's channels, and no `defaults`, with Miniforge and with Miniconda, whose
+/// `.condarc` names `defaults`.
 #[test]
-fn nodefaults_which_conda_26_reads_as_a_channel_is_explained() {
+fn nodefaults_means_the_environments_channels_and_no_defaults() {
     let Some(world) = RealConda::new() else {
         return;
     };
     let app = world.app(
         "nodefaults",
-        &[(
-            "environment.yml",
-            "channels: [conda-forge, nodefaults]\ndependencies:\n  - python=3.11\n",
-        )],
+        &[
+            (
+                "environment.yml",
+                "channels: [conda-forge, nodefaults]\ndependencies:\n  - python=3.11\n  - numpy\n",
+            ),
+            ("Procfile", "web: python -c 'import numpy'\n"),
+        ],
     );
-    world
-        .push(&app, "out")
-        .assert_supply_failed()
-        .assert_clean_log()
-        .assert_log_contains("conda reads `nodefaults` in environment.yml as a channel")
-        .assert_log_contains("Remove `nodefaults` from the channels of environment.yml")
-        .assert_log_contains("UnavailableInvalidChannel")
-        .assert_log_lacks("cannot reach the app's channels");
+    let defaults_requests = || {
+        world
+            .server
+            .counts()
+            .iter()
+            .filter(|(path, _)| path.starts_with("/main/") || path.contains("nodefaults"))
+            .map(|(_, count)| count)
+            .sum::<usize>()
+    };
+    for (name, options) in [
+        ("miniforge", world.options()),
+        (
+            "miniconda",
+            world.options().env("BP_CONDA_DISTRIBUTION", "miniconda"),
+        ),
+    ] {
+        let staging = world.push_with(&app, name, options);
+        staging
+            .assert_success()
+            .assert_clean_log()
+            .assert_log_contains("Channels: conda-forge from environment.yml")
+            .assert_log_lacks("defaults from");
+        assert!(
+            run(
+                &staging,
+                "python -c 'import numpy; print(numpy.__version__)'"
+            )
+            .contains("2.2.6")
+        );
+        assert_eq!(
+            defaults_requests(),
+            0,
+            "{name}: conda asked for defaults or a `nodefaults` channel: {:?}",
+            world.server.counts()
+        );
+    }
 }

@@ -35,11 +35,11 @@ fn a_numpy_app_stages_and_runs_from_its_conda_environment() {
         .assert_clean_log()
         .assert_log_contains("-----> Conda Buildpack version")
         .assert_log_contains(
-            "-----> Using Python 3 (from environment.yml: python=3.11) with miniforge3 24.7.1",
+            "-----> Using Python 3 (from environment.yml: python=3.11) with miniforge3 26.5.3",
         )
-        .assert_log_contains("-----> Installing miniforge3 24.7.1")
+        .assert_log_contains("-----> Installing miniforge3 26.5.3")
         .assert_log_contains(&format!(
-            "       Download [{}/installers/Miniforge3-24.7.1-0-Linux-x86_64.sh]",
+            "       Download [{}/installers/Miniforge3-26.5.3-0-Linux-x86_64.sh]",
             server.url()
         ))
         .assert_log_contains("-----> Installing the conda environment")
@@ -159,7 +159,8 @@ fn an_app_without_an_environment_file_is_not_detected() {
 
 #[test]
 fn an_unsolvable_environment_fails_supply_with_condas_own_words() {
-    // conda 25 (libmamba) reports a version no channel has as PackagesNotFoundError.
+    // conda 26 (the default Miniforge's, with the rattler solver it picks) reports a version no
+    // channel has as PackagesNotFoundInChannelsError, and the failure names the solver.
     let support::Pushed {
         staging,
         dir,
@@ -171,11 +172,16 @@ fn an_unsolvable_environment_fails_supply_with_condas_own_words() {
     staging
         .assert_clean_log()
         .assert_log_contains("**ERROR**\u{1b}[0m conda cannot find some of the app's packages")
-        .assert_log_contains("PackagesNotFoundError: The following packages are not available from current channels:")
+        .assert_log_contains("       Solver: rattler (the fastest this conda offers: rattler, libmamba, classic; set CONDA_SOLVER to choose)")
+        .assert_log_contains("failed (exit code 1) with the rattler solver.")
+        .assert_log_contains("PackagesNotFoundInChannelsError: The following packages are not available from current channels:")
         .assert_log_contains("  - numpy=99")
         .assert_log_contains("Check the package names and the channels in environment.yml");
     assert_eq!(
-        staging.log.matches("PackagesNotFoundError").count(),
+        staging
+            .log
+            .matches("PackagesNotFoundInChannelsError")
+            .count(),
         1,
         "conda's error appears once:\n{}",
         staging.log
@@ -184,14 +190,58 @@ fn an_unsolvable_environment_fails_supply_with_condas_own_words() {
         !staging.droplet().exists(),
         "a failed staging leaves no droplet"
     );
+    // conda 24.7 (libmamba) says PackagesNotFoundError.
+    let options = StageOptions::with_channels(&server).env("BP_CONDA_VERSION", "24.7.1");
+    let older = stage(&app, &[&zip], &options, &dir.path().join("out-24"));
+    assert_eq!(older.code, 223, "{}", older.log);
+    older
+        .assert_log_contains("Solver: libmamba (the fastest this conda offers: libmamba, classic;")
+        .assert_log_contains("PackagesNotFoundError: The following packages are not available from current channels:");
     // conda 4.12's classic solver says ResolvePackageNotFound for the same request.
     let options = StageOptions::with_channels(&server).env("BP_CONDA_VERSION", "4.12.x");
     let classic = stage(&app, &[&zip], &options, &dir.path().join("out-classic"));
     assert_eq!(classic.code, 223, "{}", classic.log);
     classic
+        .assert_log_contains(
+            "Solver: classic (the only solver miniconda3-py39 4.12.0's conda offers)",
+        )
         .assert_log_contains("conda cannot satisfy the app's package versions")
         .assert_log_contains("ResolvePackageNotFound")
         .assert_log_contains("numpy=99");
+}
+
+#[test]
+fn the_user_chooses_the_solver_and_one_the_installed_conda_lacks_is_refused_before_solving() {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let zip = package(&server, dir.path(), &Packaging::default());
+    let app = app("numpy-web", dir.path());
+    let chosen = stage(
+        &app,
+        &[&zip],
+        &StageOptions::with_channels(&server).env("CONDA_SOLVER", "classic"),
+        &dir.path().join("classic"),
+    );
+    chosen
+        .assert_success()
+        .assert_log_contains("       Solver: classic (CONDA_SOLVER=classic)");
+
+    // Miniforge 24.7's conda has no rattler solver.
+    let refused = stage(
+        &app,
+        &[&zip],
+        &StageOptions::with_channels(&server)
+            .env("BP_CONDA_VERSION", "24.7.1")
+            .env("CONDA_SOLVER", "rattler"),
+        &dir.path().join("refused"),
+    );
+    refused
+        .assert_supply_failed()
+        .assert_clean_log()
+        .assert_log_contains("The conda of miniforge3 24.7.1 has no rattler solver")
+        .assert_log_contains("CONDA_SOLVER asks for the rattler solver; the installed conda offers libmamba, classic.")
+        .assert_log_contains("cf unset-env APP CONDA_SOLVER")
+        .assert_log_lacks("Solving environment");
 }
 
 #[test]

@@ -38,7 +38,8 @@ fn the_default_log_is_short_and_ends_with_a_summary() {
         .assert_log_contains("the droplet gains")
         .assert_log_contains("       Largest packages: ")
         .assert_log_contains("numpy 1.26.4 (")
-        .assert_log_contains("       Peak memory: conda ");
+        .assert_log_contains("       Peak memory: conda ")
+        .assert_log_contains("; MEMORY_LIMIT 1024 MB, ");
     let lines = staging.log.lines().count();
     assert!(lines < 40, "the log has {lines} lines:\n{}", staging.log);
 }
@@ -86,7 +87,7 @@ fn a_malformed_environment_file_names_its_line_and_column_before_anything_is_dow
 #[test]
 fn a_tampered_installer_is_deleted_and_never_run() {
     let server = Server::start(&fixtures().dir);
-    server.fault("Miniforge3-24.7.1-0-Linux-x86_64.sh", Fault::Tamper);
+    server.fault("Miniforge3-26.5.3-0-Linux-x86_64.sh", Fault::Tamper);
     let dir = scratch();
     let zip = package(&server, dir.path(), &Packaging::default());
     let app = app("numpy-web", dir.path());
@@ -98,7 +99,7 @@ fn a_tampered_installer_is_deleted_and_never_run() {
         &dir.path().join("out"),
     );
     assert_eq!(staging.code, 223, "{}", staging.log);
-    let expected = fixtures().installer("miniforge3", "24.7.1")["sha256"]
+    let expected = fixtures().installer("miniforge3", "26.5.3")["sha256"]
         .as_str()
         .unwrap()
         .to_string();
@@ -124,7 +125,7 @@ fn a_tampered_installer_is_deleted_and_never_run() {
 fn a_missing_installer_says_the_server_answered_404() {
     let server = Server::start(&fixtures().dir);
     server.fault(
-        "Miniforge3-24.7.1-0-Linux-x86_64.sh",
+        "Miniforge3-26.5.3-0-Linux-x86_64.sh",
         Fault::Status {
             status: 404,
             times: 100,

@@ -70,6 +70,9 @@ mod tests {
             output: vec!["CondaHTTPError: HTTP 401 Unauthorized for url <http://127.0.0.1:1/conda-forge/noarch/repodata.json>".into()],
             memory_limit_mib: None,
             vendored: false,
+            solver: None,
+            other_solvers: vec![],
+            peak_memory_kib: None,
             channels: vec!["conda-forge from environment.yml (http://u:-redacted-@127.0.0.1:1/conda-forge)".into()],
         }
         .into();

@@ -61,32 +61,19 @@ fn at(path: &Path) -> impl FnOnce(io::Error) -> FetchError + '_ {
 pub(crate) struct Target {
     /// The environment's CPython, e.g. (3, 11).
     pub(crate) python: (u32, u32),
-    /// The newest glibc the stacks have: 2.27 on cflinuxfs3, 2.35 on cflinuxfs4.
-    pub(crate) glibc: (u32, u32),
-    /// Said in the output: which stacks that glibc serves.
-    pub(crate) stacks: &'static str,
+    /// The glibc and the stacks it serves, from the stack table.
+    pub(crate) stacks: crate::stack::Target,
 }
 
 impl Target {
-    pub(crate) fn for_stack(stack: Option<&str>, python: (u32, u32)) -> Self {
-        match stack {
-            Some("cflinuxfs4") => Self {
-                python,
-                glibc: (2, 35),
-                stacks: "cflinuxfs4",
-            },
-            _ => Self {
-                python,
-                glibc: (2, 27),
-                stacks: "cflinuxfs3 and cflinuxfs4",
-            },
-        }
+    pub(crate) fn new(stacks: crate::stack::Target, python: (u32, u32)) -> Self {
+        Self { python, stacks }
     }
 
     /// Every manylinux tag the target's glibc accepts, newest first, in both spellings pip
     /// knows (PEP 600 and the legacy aliases).
     fn platforms(&self) -> Vec<String> {
-        let (major, newest) = self.glibc;
+        let (major, newest) = self.stacks.glibc;
         let mut platforms = Vec::new();
         for minor in (5..=newest).rev() {
             platforms.push(format!("manylinux_{major}_{minor}_x86_64"));
@@ -105,8 +92,11 @@ impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Linux x86_64, CPython {}.{}, glibc {}.{} ({})",
-            self.python.0, self.python.1, self.glibc.0, self.glibc.1, self.stacks
+            "Linux x86_64, CPython {}.{}, glibc {} ({})",
+            self.python.0,
+            self.python.1,
+            self.stacks.glibc_version(),
+            self.stacks.stacks_in_words()
         )
     }
 }
@@ -643,18 +633,36 @@ mod tests {
 
     #[test]
     fn the_target_takes_every_manylinux_tag_its_glibc_accepts_and_no_newer() {
-        let both = Target::for_stack(None, (3, 11)).platforms();
+        use crate::stack;
+        let on = |name| {
+            Target::new(
+                stack::Target::for_stack(stack::find(name).unwrap()),
+                (3, 11),
+            )
+        };
+        let fs3 = on("cflinuxfs3").platforms();
         assert_eq!(
-            both.first().map(String::as_str),
+            fs3.first().map(String::as_str),
             Some("manylinux_2_27_x86_64")
         );
-        assert!(both.contains(&"manylinux2014_x86_64".to_string()));
-        assert!(both.contains(&"manylinux1_x86_64".to_string()));
-        assert!(!both.iter().any(|tag| tag.contains("_2_28_")));
-        let fs4 = Target::for_stack(Some("cflinuxfs4"), (3, 11)).platforms();
+        assert!(fs3.contains(&"manylinux2014_x86_64".to_string()));
+        assert!(fs3.contains(&"manylinux1_x86_64".to_string()));
+        assert!(!fs3.iter().any(|tag| tag.contains("_2_28_")));
+        let fs5 = on("cflinuxfs5").platforms();
         assert_eq!(
-            fs4.first().map(String::as_str),
+            fs5.first().map(String::as_str),
+            Some("manylinux_2_39_x86_64")
+        );
+        assert!(!fs5.iter().any(|tag| tag.contains("_2_40_")));
+        // By default: every current stack at once, the lowest glibc among them.
+        let current = Target::new(stack::every_current(), (3, 11));
+        assert_eq!(
+            current.platforms().first().map(String::as_str),
             Some("manylinux_2_35_x86_64")
+        );
+        assert_eq!(
+            current.to_string(),
+            "Linux x86_64, CPython 3.11, glibc 2.35 (cflinuxfs4 and cflinuxfs5)"
         );
     }
 

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod canary;
+pub(crate) mod memory_cgroup;
 pub(crate) mod pip_index;
 pub(crate) mod proxy;
 pub(crate) mod real_conda;
@@ -437,6 +438,8 @@ pub(crate) struct StageOptions {
     /// `TMPDIR` of `stage` itself: where its staging root is made.
     pub(crate) tmpdir: Option<PathBuf>,
     pub(crate) keep_staging_dir: bool,
+    /// The staging runs in this memory cgroup, as a Cloud Foundry container does.
+    pub(crate) cgroup: Option<std::sync::Arc<memory_cgroup::MemoryCgroup>>,
 }
 
 impl StageOptions {
@@ -457,6 +460,7 @@ impl StageOptions {
             memory: None,
             tmpdir: None,
             keep_staging_dir: false,
+            cgroup: None,
         }
     }
 
@@ -512,6 +516,9 @@ pub(crate) fn stage(
     if let Some(tmpdir) = &options.tmpdir {
         command.env("TMPDIR", tmpdir);
     }
+    if let Some(cgroup) = &options.cgroup {
+        command.env(JOIN_CGROUP, cgroup.procs());
+    }
     let started = std::time::Instant::now();
     let (status, stdout, stderr, peak_memory_kib) = run_measured(&mut command);
     let mut log = String::from_utf8_lossy(&stdout).into_owned();
@@ -532,8 +539,14 @@ pub(crate) fn stage(
 /// (which may hold hundreds of megabytes) is charged that process's peak when it execs, as
 /// Linux carries the old memory's high-water mark across `exec`. A small python forks the
 /// command instead and reports `wait4`'s figure for it.
+/// Set on a command for [`run_measured`]: the measuring process joins this cgroup first, so
+/// the command and everything it starts are in it.
+const JOIN_CGROUP: &str = "CONDA_BP_TEST_JOIN_CGROUP";
+
 fn run_measured(command: &mut Command) -> (i32, Vec<u8>, Vec<u8>, u64) {
     const MEASURE: &str = "import os, sys\n\
+        cgroup = os.environ.pop('CONDA_BP_TEST_JOIN_CGROUP', None)\n\
+        if cgroup:\n    open(cgroup, 'w').write(str(os.getpid()))\n\
         pid = os.fork()\n\
         if pid == 0:\n    os.execvp(sys.argv[2], sys.argv[2:])\n\
         _, status, usage = os.wait4(pid, 0)\n\

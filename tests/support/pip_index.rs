@@ -145,8 +145,8 @@ pub(crate) fn build(into: &Path, python: (u32, u32)) -> PathBuf {
             "manylinux2014",
         ),
         (
-            format!("fastcalc-1.0-{cp}-{cp}-manylinux_2_35_x86_64.whl"),
-            "manylinux_2_35",
+            format!("fastcalc-1.0-{cp}-{cp}-manylinux_2_36_x86_64.whl"),
+            "manylinux_2_36",
         ),
         (
             format!("fastcalc-1.0-{cp}-{cp}-macosx_11_0_arm64.whl"),

@@ -4,7 +4,9 @@
 //!
 //! ```text
 //! target/real-conda/<digest>/
-//!   installers/Miniforge3-real.sh       .condarc `channels: [conda-forge]` (Miniforge's)
+//!   installers/Miniforge3-real.sh       .condarc `channels: [conda-forge]` (Miniforge's), with
+//!                                       the rattler solver and conda-lockfiles, as Miniforge
+//!                                       26.5 and later ship them
 //!   installers/Miniconda3-real.sh       .condarc `channels: [defaults]` (Miniconda's)
 //!   installers/Miniconda3-real-tos.sh   the same with Anaconda's Terms of Service plugin
 //!   channels/conda-forge -> ../shared/real/conda/channel
@@ -50,7 +52,8 @@ fn build(kit: &Path) -> PathBuf {
     // The kit is read-only and versioned by its base tarball; a new kit gets a new world.
     let base = kit.join("conda-26.7.1-base-linux-64.tar.gz");
     let stamp = fs::metadata(&base).map(|m| m.len()).unwrap_or(0);
-    let dir = root.join(format!("conda-26.7.1-{stamp}"));
+    // `-forge265`: Miniforge's installer has the rattler solver and lockfile plugins.
+    let dir = root.join(format!("conda-26.7.1-{stamp}-forge265"));
     if dir.join("ready").is_file() {
         return dir;
     }
@@ -73,7 +76,15 @@ fn build(kit: &Path) -> PathBuf {
     )
     .unwrap();
     for (name, args) in [
-        (MINIFORGE, vec!["--condarc".into(), forge_condarc.clone()]),
+        (
+            MINIFORGE,
+            vec![
+                "--condarc".into(),
+                forge_condarc.clone(),
+                "--rattler".into(),
+                "--lockfiles".into(),
+            ],
+        ),
         (MINICONDA, vec![]),
         (MINICONDA_TOS, vec![PathBuf::from("--tos")]),
     ] {
@@ -144,4 +155,82 @@ pub(crate) fn packaging(server: &Server, into: &Path, miniconda: Miniconda) -> P
         manifest: Some(manifest(server, into, miniconda)),
         ..Packaging::default()
     }
+}
+
+/// The real-conda world at conda-forge's size and in its format, for the stories and the
+/// benchmark that size decides:
+///
+/// ```text
+/// target/real-conda/<world>/conda-forge-sized/
+///   installers -> ../installers
+///   channels/conda-forge     mkbigchannel.py --scale 0.5 of mkcondachannel.py's `.conda`
+///                            copy of the kit's channel: ~395k linux-64 + 50k noarch records
+///   small/                   the same packages alone (the `.conda` copy), to compare with
+/// ```
+///
+/// Built once (about a minute) and kept under `target/`, never committed.
+pub(crate) fn conda_forge_sized() -> Option<&'static Path> {
+    static BIG: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BIG.get_or_init(|| {
+        let world = world()?;
+        let kit = real_kit()?.join("conda");
+        let root = world.join("conda-forge-sized");
+        fs::create_dir_all(&root).unwrap();
+        let _lock = FileLock::acquire(&world.join(".big-lock"));
+        if root.join("ready-with-small").is_file() {
+            return Some(root);
+        }
+        // A python with conda-package-streaming for mkcondachannel.py: the kit's own base.
+        let tools = root.join("tools");
+        let _ = fs::remove_dir_all(&tools);
+        let status = Command::new("bash")
+            .arg(world.join("installers").join(MINIFORGE))
+            .args(["-b", "-p"])
+            .arg(&tools)
+            .env("HOME", &root)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "the kit's base installs");
+        let python = tools.join("bin/python3");
+        let conda_format = root.join("forge-conda");
+        let channel = root.join("channels/conda-forge");
+        fs::create_dir_all(root.join("channels")).unwrap();
+        for (script, from, to, extra) in [
+            (
+                "mkcondachannel.py",
+                kit.join("channel"),
+                &conda_format,
+                vec![],
+            ),
+            (
+                "mkbigchannel.py",
+                conda_format.clone(),
+                &channel,
+                vec!["--scale", "0.5"],
+            ),
+        ] {
+            let status = Command::new(&python)
+                .arg(kit.join(script))
+                .arg(&from)
+                .arg(to)
+                .args(extra)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "{script} failed");
+        }
+        let _ = fs::remove_dir_all(&tools);
+        let small = root.join("small");
+        let _ = fs::remove_dir_all(&small);
+        fs::create_dir_all(small.join("channels")).unwrap();
+        std::os::unix::fs::symlink("../../forge-conda", small.join("channels/conda-forge"))
+            .unwrap();
+        std::os::unix::fs::symlink("../../installers", small.join("installers")).unwrap();
+        let _ = fs::remove_file(root.join("installers"));
+        std::os::unix::fs::symlink("../installers", root.join("installers")).unwrap();
+        fs::write(root.join("ready-with-small"), "").unwrap();
+        Some(root)
+    })
+    .as_deref()
 }

@@ -1,7 +1,8 @@
 //! A loopback HTTP server for the fixtures: `/installers/...` from the installers directory,
 //! every other path from the channels directory (so `CONDA_CHANNEL_ALIAS=<url>` makes
 //! `conda-forge` mean `<url>/conda-forge`). It counts every request, and misbehaves on
-//! request to reproduce the faults real networks have.
+//! request to reproduce the faults real networks have. A file may carry extra response
+//! headers in a `<file>.headers` beside it, `{port}` standing for the server's port.
 
 use std::collections::HashMap;
 use std::fs;
@@ -215,9 +216,19 @@ fn handle(stream: TcpStream, root: &Path, state: &Mutex<State>, port: u16) -> st
     } else {
         "application/octet-stream"
     };
+    // A `<file>.headers` beside the file adds its lines to the answer (a `Link:` header, as
+    // GitHub's paged API sends).
+    let mut sidecar = file.clone().into_os_string();
+    sidecar.push(".headers");
+    let extra: String = fs::read_to_string(sidecar)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| format!("{}\r\n", line.replace("{port}", &port.to_string())))
+        .collect();
     write!(
         stream,
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: {content_type}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     )?;
     if method == "HEAD" {

@@ -1,0 +1,403 @@
+//! Cloud Foundry's stacks: an operator on a cflinuxfs5 foundation packages the zips for it, a
+//! developer pushes and restages there, an offline foundation stages a vendored app from the
+//! cflinuxfs5 cached zip, and the stacks this buildpack does not (or no longer) support are
+//! named as such. Runs on the model and, in `ci/test`'s real-platform lane, on Cloud Foundry's
+//! real builder and launcher.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::{
+    BINARY, Packaging, Server, StageOptions, Staging, app, fixtures, launch, package, scratch,
+    stage, stdout, vendor_command,
+};
+
+fn on(stack: &str, server: &Server) -> StageOptions {
+    let mut options = StageOptions::with_channels(server);
+    options.stack = Some(stack.into());
+    options
+}
+
+fn for_stack(stack: &str, cached: bool) -> Packaging {
+    Packaging {
+        stack: Some(stack.into()),
+        cached,
+        ..Packaging::default()
+    }
+}
+
+/// The fixture numpy app answers from its relocated environment.
+fn assert_runs(staging: &Staging) {
+    let run = launch(&staging.droplet(), "python app.py --once", &[]);
+    let output = stdout(&run);
+    assert!(
+        run.status.success() && output.contains("numpy 1.26.4 mean 2.5"),
+        "the app did not run: {output}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+#[test]
+fn a_cflinuxfs5_app_stages_restages_from_the_cache_and_runs() {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let zip = package(&server, dir.path(), &for_stack("cflinuxfs5", false));
+    assert!(
+        zip.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("conda_buildpack-cflinuxfs5-v"),
+        "{}",
+        zip.display()
+    );
+    let app = app("numpy-web", dir.path());
+    let options = on("cflinuxfs5", &server).cache(&dir.path().join("cache"));
+
+    let first = stage(&app, &[&zip], &options, &dir.path().join("first"));
+    first
+        .assert_success()
+        .assert_clean_log()
+        .assert_log_lacks("CF_STACK is not set")
+        .assert_log_lacks("**WARNING**")
+        .assert_log_contains("Cache: miss (no cached environment)");
+    assert_runs(&first);
+
+    let again = stage(&app, &[&zip], &options, &dir.path().join("again"));
+    again
+        .assert_success()
+        .assert_log_contains("-----> Restoring the conda environment from the cache")
+        .assert_log_lacks("Installing the conda environment");
+    assert_runs(&again);
+}
+
+#[test]
+fn the_cflinuxfs5_cached_zip_stages_a_vendored_app_with_the_network_cut() {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let cached = package(&server, dir.path(), &for_stack("cflinuxfs5", true));
+    let app = app("numpy-web", dir.path());
+    let home = dir.path().join("developer");
+    std::fs::create_dir_all(&home).unwrap();
+    let conda = support::developer_conda(&home);
+    let vendored = vendor_command(&app, &conda, &server, &home)
+        .args(["--stack", "cflinuxfs5"])
+        .output()
+        .unwrap();
+    assert!(
+        vendored.status.success(),
+        "vendor failed: {}",
+        String::from_utf8_lossy(&vendored.stderr)
+    );
+    assert!(
+        stdout(&vendored).contains("Vendoring for glibc 2.39 (cflinuxfs5)"),
+        "{}",
+        stdout(&vendored)
+    );
+
+    let mut offline = on("cflinuxfs5", &server);
+    offline.no_network = true;
+    let staging = stage(&app, &[&cached], &offline, &dir.path().join("offline"));
+    staging
+        .assert_success()
+        .assert_clean_log()
+        .assert_log_contains("       Copy [")
+        .assert_log_lacks("vendor/ holds packages chosen for");
+    assert_runs(&staging);
+
+    // The same vendored app on a stack it was not vendored for: said, and staged.
+    let elsewhere = stage(
+        &app,
+        &[&package(
+            &server,
+            &dir.path().join("fs4"),
+            &for_stack("cflinuxfs4", false),
+        )],
+        &on("cflinuxfs4", &server),
+        &dir.path().join("fs4-out"),
+    );
+    elsewhere.assert_success().assert_log_contains(
+        "vendor/ holds packages chosen for cflinuxfs5, and this staging is on cflinuxfs4",
+    );
+    assert!(
+        elsewhere
+            .log
+            .contains("conda-buildpack vendor --stack cflinuxfs4"),
+        "{}",
+        elsewhere.log
+    );
+}
+
+#[test]
+fn a_stack_the_buildpack_does_not_support_fails_before_anything_is_downloaded() {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let zip = package(&server, dir.path(), &Packaging::default());
+    let app = app("numpy-web", dir.path());
+    let staging = stage(
+        &app,
+        &[&zip],
+        &on("cflinuxfs9", &server),
+        &dir.path().join("out"),
+    );
+    staging
+        .assert_supply_failed()
+        .assert_clean_log()
+        .assert_log_contains("This buildpack does not support the stack cflinuxfs9")
+        .assert_log_contains("cflinuxfs3 (deprecated), cflinuxfs4, cflinuxfs5");
+    assert_eq!(server.total_requests(), 0, "something was downloaded");
+}
+
+#[test]
+fn a_deprecated_stack_warns_once_and_an_unset_stack_names_the_default() {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let zip = package(&server, dir.path(), &Packaging::default());
+    let app = app("numpy-web", dir.path());
+
+    let old = stage(
+        &app,
+        &[&zip],
+        &on("cflinuxfs3", &server),
+        &dir.path().join("fs3"),
+    );
+    old.assert_success().assert_log_contains(
+        "cflinuxfs3 (Ubuntu 18.04, glibc 2.27) is past its end of life since 2023-05-31",
+    );
+    assert_eq!(
+        old.log
+            .lines()
+            .filter(|line| line.contains("end of life since"))
+            .count(),
+        1,
+        "{}",
+        old.log
+    );
+    assert_runs(&old);
+
+    let local = stage(
+        &app,
+        &[&zip],
+        &StageOptions::with_channels(&server).env("CF_STACK", ""),
+        &dir.path().join("unset"),
+    );
+    local.assert_success().assert_log_contains(
+        "       CF_STACK is not set: staging for cflinuxfs4 (Ubuntu 22.04, glibc 2.35), the default stack",
+    );
+}
+
+/// An installer line that a stack's zip lacks: the message names the stacks whose zips have
+/// it. Miniforge is taken off cflinuxfs3 here, as an installer needing glibc 2.28 would be.
+#[test]
+fn an_installer_no_entry_serves_on_this_stack_names_the_stacks_that_have_one() {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let zip = package(
+        &server,
+        dir.path(),
+        &Packaging {
+            edit_manifest: Some(|manifest| {
+                for dependency in manifest["dependencies"].as_sequence_mut().unwrap() {
+                    if dependency["name"] == "miniforge3" {
+                        dependency["cf_stacks"] = vec!["cflinuxfs4", "cflinuxfs5"].into();
+                    }
+                }
+            }),
+            ..for_stack("cflinuxfs3", false)
+        },
+    );
+    let app = app("numpy-web", dir.path());
+    let staging = stage(
+        &app,
+        &[&zip],
+        &on("cflinuxfs3", &server).env("BP_CONDA_DISTRIBUTION", "miniforge"),
+        &dir.path().join("out"),
+    );
+    staging
+        .assert_supply_failed()
+        .assert_log_contains("not supported by this buildpack on cflinuxfs3")
+        .assert_log_contains("on cflinuxfs4, cflinuxfs5.")
+        .assert_log_contains("cf push APP -s cflinuxfs5");
+    assert_eq!(server.requests_ending_with(".sh"), 0);
+}
+
+#[test]
+fn package_builds_for_every_supported_stack_and_refuses_others() {
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let manifest = support::fixture_manifest(&server, dir.path());
+    let package_for = |stack: &str| {
+        Command::new(BINARY)
+            .arg("package")
+            .arg("--manifest")
+            .arg(&manifest)
+            .arg("--source")
+            .arg(support::repo())
+            .arg("--output")
+            .arg(dir.path().join("zips"))
+            .args(["--stack", stack])
+            .output()
+            .unwrap()
+    };
+    for stack in ["cflinuxfs3", "cflinuxfs4", "cflinuxfs5"] {
+        let output = package_for(stack);
+        assert!(
+            output.status.success(),
+            "{stack}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(Path::new(stdout(&output).trim()).is_file());
+    }
+    let unknown = package_for("cflinuxfs9");
+    assert!(!unknown.status.success());
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        said.contains("`cflinuxfs9` is not a stack this buildpack supports: it supports cflinuxfs3 (deprecated), cflinuxfs4, cflinuxfs5"),
+        "{said}"
+    );
+}
+
+/// A package with two builds: 2.0 needs glibc 2.38 (newer than this machine's Debian 12 has,
+/// so only conda's override can make it eligible), 1.0 needs 2.17.
+fn glibc_demo_channel(root: &Path) {
+    use sha2::Digest as _;
+    let subdir = root.join("channels/glibc-demo/linux-64");
+    std::fs::create_dir_all(&subdir).unwrap();
+    std::fs::create_dir_all(root.join("channels/glibc-demo/noarch")).unwrap();
+    std::fs::write(
+        root.join("channels/glibc-demo/noarch/repodata.json"),
+        r#"{"info":{"subdir":"noarch"},"packages":{},"packages.conda":{}}"#,
+    )
+    .unwrap();
+    let mut records = serde_json::Map::new();
+    for (version, glibc) in [("1.0", "2.17"), ("2.0", "2.38")] {
+        let file = format!("glibcdemo-{version}-0.tar.bz2");
+        let payload = format!("glibcdemo {version}\n");
+        let index = serde_json::json!({
+            "name": "glibcdemo", "version": version, "build": "0", "build_number": 0,
+            "depends": [format!("__glibc >={glibc}")], "subdir": "linux-64",
+            "arch": "x86_64", "platform": "linux", "license": "MIT",
+        });
+        let paths = serde_json::json!({"paths_version": 1, "paths": [{
+            "_path": "share/glibcdemo.txt", "path_type": "hardlink",
+            "sha256": format!("{:x}", sha2::Sha256::digest(payload.as_bytes())),
+            "size_in_bytes": payload.len(),
+        }]});
+        let mut tar = tar::Builder::new(bzip2::write::BzEncoder::new(
+            Vec::new(),
+            bzip2::Compression::default(),
+        ));
+        for (name, bytes) in [
+            ("info/index.json", index.to_string().into_bytes()),
+            ("info/paths.json", paths.to_string().into_bytes()),
+            ("info/files", b"share/glibcdemo.txt\n".to_vec()),
+            ("share/glibcdemo.txt", payload.into_bytes()),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, name, bytes.as_slice())
+                .unwrap();
+        }
+        let bytes = tar.into_inner().unwrap().finish().unwrap();
+        std::fs::write(subdir.join(&file), &bytes).unwrap();
+        let mut record = index.as_object().unwrap().clone();
+        record.insert(
+            "md5".into(),
+            format!("{:x}", md5::Md5::digest(&bytes)).into(),
+        );
+        record.insert(
+            "sha256".into(),
+            format!("{:x}", sha2::Sha256::digest(&bytes)).into(),
+        );
+        record.insert("size".into(), bytes.len().into());
+        records.insert(file, record.into());
+    }
+    std::fs::write(
+        subdir.join("repodata.json"),
+        serde_json::json!({"info": {"subdir": "linux-64"}, "packages": records, "packages.conda": {}})
+            .to_string(),
+    )
+    .unwrap();
+}
+
+/// `vendor` solves with real conda 26.7.1 for the stack the app will run on: conda receives
+/// the stack's glibc as `__glibc`, so a build needing a newer glibc than the stack has is not
+/// chosen, and one the stack can run is, whatever the developer's own machine has.
+#[test]
+fn vendor_solves_with_real_conda_for_the_target_stacks_glibc() {
+    let Some(world) = support::real_conda::world() else {
+        return;
+    };
+    let dir = scratch();
+    let root = dir.path().join("root");
+    glibc_demo_channel(&root);
+    std::os::unix::fs::symlink(
+        support::world::real_kit().unwrap().join("conda/channel"),
+        root.join("channels/conda-forge"),
+    )
+    .unwrap();
+    let server = Server::start(&root);
+    let home = dir.path().join("developer");
+    std::fs::create_dir_all(&home).unwrap();
+    let conda = support::developer_conda_from(
+        &world
+            .join("installers")
+            .join(support::real_conda::MINIFORGE),
+        &home,
+    );
+    let vendored_for = |stack: Option<&str>| {
+        let app = dir
+            .path()
+            .join(format!("app-{}", stack.unwrap_or("default")));
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::write(
+            app.join("environment.yml"),
+            "channels: [glibc-demo]\ndependencies:\n  - glibcdemo\n",
+        )
+        .unwrap();
+        let mut command = vendor_command(&app, &conda, &server, &home);
+        if let Some(stack) = stack {
+            command.args(["--stack", stack]);
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "vendor failed: {}{}",
+            stdout(&output),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let said = format!(
+            "{}{}",
+            stdout(&output),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let files = support::names(&app.join("vendor/linux-64"));
+        (files, said, app)
+    };
+
+    let (files, said, app) = vendored_for(Some("cflinuxfs5"));
+    assert_eq!(files, ["glibcdemo-2.0-0.tar.bz2"], "{said}");
+    assert!(
+        said.contains("Vendoring for glibc 2.39 (cflinuxfs5)"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(app.join("vendor/stacks.txt"))
+            .unwrap()
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .collect::<Vec<_>>(),
+        ["cflinuxfs5"]
+    );
+
+    // By default: every current stack, so the lowest glibc among them (cflinuxfs4's 2.35).
+    let (files, said, _) = vendored_for(None);
+    assert_eq!(files, ["glibcdemo-1.0-0.tar.bz2"], "{said}");
+    assert!(
+        said.contains("Vendoring for glibc 2.35 (cflinuxfs4 and cflinuxfs5)"),
+        "{said}"
+    );
+}
