@@ -24,6 +24,7 @@ mod lifecycle;
 mod log;
 mod manifest;
 mod manifest_update;
+mod netrc;
 mod packager;
 mod pip;
 mod process;

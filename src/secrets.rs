@@ -152,7 +152,7 @@ impl<'a> Credentials<'a> {
 }
 
 /// The URLs in a text, as `log::redact_urls` finds them.
-fn urls_in(text: &str) -> Vec<&str> {
+pub(crate) fn urls_in(text: &str) -> Vec<&str> {
     let mut urls = Vec::new();
     let mut rest = text;
     while let Some(at) = rest.find("://") {

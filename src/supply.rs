@@ -404,7 +404,17 @@ fn build(
         .collect();
     let _staging_condarc =
         condarc::write_staging(&scratch.home, &staged_layers).map_err(Error::io(&scratch.home))?;
+    let credentials = credential_sources(app, services, layers);
+    let _staging_netrc = crate::netrc::write(&scratch.home, credentials.iter().map(String::as_str))
+        .map_err(Error::io(&scratch.home))?;
+    let binstar = scratch.home.join(".binstar");
+    let staging_tokens =
+        crate::netrc::write_tokens(&binstar, credentials.iter().map(String::as_str))
+            .map_err(Error::io(&binstar))?;
     let mut conda_env = Vec::new();
+    if let Some(tokens) = &staging_tokens {
+        conda_env.push(("BINSTAR_CONFIG_DIR".to_string(), tokens.dir.clone().into()));
+    }
     // The platform's CAs for conda and pip, beside the roots they ship; the bundle is written
     // in conda's scratch dir (the cache's work dir), never the droplet.
     if let Some(bundle) =
@@ -654,6 +664,36 @@ fn fingerprint(
         runtime_prefix: stager.runtime_env_dir().display().to_string(),
         settings: cache::relevant_settings(std::env::vars()),
     }
+}
+
+/// Every text that may hold a channel's or an index's credentials, the first to win for a
+/// host first: the variables, the bound services, the app's .condarc, its environment file.
+fn credential_sources(app: &App, services: &[CondaService], layers: &[Layer]) -> Vec<String> {
+    let mut texts: Vec<String> = [
+        "CONDA_CHANNEL_ALIAS",
+        "CONDA_DEFAULT_CHANNELS",
+        "CONDA_CHANNELS",
+        "PIP_INDEX_URL",
+        "PIP_EXTRA_INDEX_URL",
+    ]
+    .iter()
+    .filter_map(|name| std::env::var(name).ok())
+    .collect();
+    texts.extend(
+        services
+            .iter()
+            .filter_map(|service| service.pip_index_url.clone()),
+    );
+    for layer in layers {
+        texts.extend(layer.channel_alias.iter().cloned());
+        texts.extend(layer.channels.iter().cloned());
+        texts.extend(layer.default_channels.iter().cloned());
+        texts.extend(layer.custom_channels.values().cloned());
+    }
+    if let Some(environment) = &app.environment {
+        texts.push(String::from_utf8_lossy(&environment.bytes).into_owned());
+    }
+    texts
 }
 
 /// The digest of an app file as it reads without the credentials of its URLs: a channel's
