@@ -10,6 +10,8 @@
 use std::fmt;
 use std::path::Path;
 
+use crate::condarc::Layer;
+
 /// Where conda's channel names resolve when no alias is set.
 const DEFAULT_ALIAS: &str = "https://conda.anaconda.org";
 /// What `defaults` means when `CONDA_DEFAULT_CHANNELS` is not set.
@@ -37,28 +39,42 @@ impl fmt::Display for Channel {
     }
 }
 
-/// The channels conda will search, in order, each once.
+/// The channels conda will search, in order, each once. `layers` are conda's configuration
+/// files, the most specific first (a bound service's and the app's `.condarc`, then the
+/// installer's): conda merges their lists and takes each scalar from the first that sets it.
 pub(crate) fn effective(
     file_name: &str,
     file_channels: &[String],
-    installer_prefix: &Path,
+    layers: &[Layer],
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Vec<Channel> {
+    let merged = crate::condarc::merge(layers);
     let alias = lookup("CONDA_CHANNEL_ALIAS")
         .filter(|alias| !alias.trim().is_empty())
+        .or(merged.channel_alias)
         .unwrap_or_else(|| DEFAULT_ALIAS.to_string());
     let defaults: Vec<String> = lookup("CONDA_DEFAULT_CHANNELS")
         .map(|value| split_list(&value))
         .filter(|list| !list.is_empty())
+        .or_else(|| (!merged.default_channels.is_empty()).then_some(merged.default_channels))
         .unwrap_or_else(|| DEFAULT_CHANNELS.iter().map(ToString::to_string).collect());
     let no_defaults = file_channels.iter().any(|name| name == "nodefaults");
-    let (context, context_source) = match lookup("CONDA_CHANNELS").map(|value| split_list(&value)) {
-        Some(list) if !list.is_empty() => (list, "CONDA_CHANNELS".to_string()),
-        _ => (
-            condarc_channels(&installer_prefix.join(".condarc")),
-            "the installer's .condarc".to_string(),
-        ),
-    };
+    let context: Vec<(String, String)> =
+        match lookup("CONDA_CHANNELS").map(|value| split_list(&value)) {
+            Some(list) if !list.is_empty() => list
+                .into_iter()
+                .map(|name| (name, "CONDA_CHANNELS".to_string()))
+                .collect(),
+            _ => layers
+                .iter()
+                .flat_map(|layer| {
+                    layer
+                        .channels
+                        .iter()
+                        .map(|name| (name.clone(), layer.source.clone()))
+                })
+                .collect(),
+        };
     let mut channels: Vec<Channel> = Vec::new();
     let named = file_channels
         .iter()
@@ -67,8 +83,7 @@ pub(crate) fn effective(
         .chain(
             context
                 .into_iter()
-                .filter(|name| !(no_defaults && name == "defaults"))
-                .map(|name| (name, context_source.clone())),
+                .filter(|(name, _)| !(no_defaults && name == "defaults")),
         );
     for (name, source) in named {
         if channels.iter().any(|known| known.name == name) {
@@ -78,6 +93,8 @@ pub(crate) fn effective(
             defaults.clone()
         } else if name.contains("://") {
             vec![name.clone()]
+        } else if let Some(custom) = merged.custom_channels.get(&name) {
+            vec![format!("{}/{name}", custom.trim_end_matches('/'))]
         } else {
             vec![format!("{}/{name}", alias.trim_end_matches('/'))]
         };
@@ -120,32 +137,14 @@ pub(crate) fn restrict_installer_condarc(
     std::fs::write(&path, text)
 }
 
-/// The `channels:` of a `.condarc`; none when it is missing or unreadable (conda would then
-/// say `NoChannelsConfiguredError` itself).
-fn condarc_channels(path: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    let Ok(serde_yaml_ng::Value::Mapping(mapping)) = serde_yaml_ng::from_str(&text) else {
-        return Vec::new();
-    };
-    match mapping.get("channels") {
-        Some(serde_yaml_ng::Value::Sequence(items)) => items
-            .iter()
-            .filter_map(|item| item.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn installer(condarc: &str) -> tempfile::TempDir {
+    fn installer(condarc: &str) -> Vec<Layer> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".condarc"), condarc).unwrap();
-        dir
+        vec![crate::condarc::read_installer(dir.path())]
     }
 
     #[test]
@@ -155,12 +154,7 @@ mod tests {
             "CONDA_CHANNEL_ALIAS" => Some("http://mirror:1".to_string()),
             _ => None,
         };
-        let channels = effective(
-            "environment.yml",
-            &["conda-forge".into()],
-            miniconda.path(),
-            env,
-        );
+        let channels = effective("environment.yml", &["conda-forge".into()], &miniconda, env);
         assert_eq!(
             channels.iter().map(ToString::to_string).collect::<Vec<_>>(),
             [
@@ -172,10 +166,15 @@ mod tests {
 
     #[test]
     fn the_installers_condarc_is_restricted_keeping_its_other_settings() {
-        let miniconda = installer("channels:\n  - defaults\nsolver: classic\n");
+        let miniconda = tempfile::tempdir().unwrap();
+        std::fs::write(
+            miniconda.path().join(".condarc"),
+            "channels:\n  - defaults\nsolver: classic\n",
+        )
+        .unwrap();
         restrict_installer_condarc(miniconda.path(), &["conda-forge".into()]).unwrap();
         assert_eq!(
-            condarc_channels(&miniconda.path().join(".condarc")),
+            crate::condarc::read_installer(miniconda.path()).channels,
             ["conda-forge"]
         );
         let text = std::fs::read_to_string(miniconda.path().join(".condarc")).unwrap();
@@ -192,7 +191,7 @@ mod tests {
         let channels = effective(
             "environment.yml",
             &["conda-forge".into(), "nodefaults".into()],
-            miniconda.path(),
+            &miniconda,
             env,
         );
         assert_eq!(channels.len(), 1, "{channels:?}");
@@ -201,7 +200,7 @@ mod tests {
             "CONDA_DEFAULT_CHANNELS" => Some("http://mirror:1/main".to_string()),
             _ => None,
         };
-        let channels = effective("environment.yml", &[], miniconda.path(), env);
+        let channels = effective("environment.yml", &[], &miniconda, env);
         assert_eq!(
             channels.iter().map(ToString::to_string).collect::<Vec<_>>(),
             [
@@ -209,5 +208,41 @@ mod tests {
                 "defaults from CONDA_CHANNELS (http://mirror:1/main)"
             ]
         );
+    }
+
+    #[test]
+    fn a_service_the_apps_condarc_and_the_installers_default_channels_are_shown_as_conda_uses_them()
+    {
+        let mut layers = vec![
+            Layer {
+                source: "the service conda-mirror".into(),
+                channel_alias: Some("https://u:p@mirror/conda".into()),
+                ..Layer::default()
+            },
+            Layer {
+                source: "the app's .condarc".into(),
+                channels: vec!["internal".into()],
+                custom_channels: [("internal".to_string(), "https://art.corp/c".to_string())]
+                    .into(),
+                ..Layer::default()
+            },
+        ];
+        layers.extend(installer(
+            "channels: [defaults]\ndefault_channels: [https://mirror/pkgs/main]\n",
+        ));
+        let channels = effective("environment.yml", &["conda-forge".into()], &layers, |_| {
+            None
+        });
+        assert_eq!(
+            channels.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "conda-forge from environment.yml (https://u:p@mirror/conda/conda-forge)",
+                "internal from the app's .condarc (https://art.corp/c/internal)",
+                "defaults from the installer's .condarc (https://mirror/pkgs/main)"
+            ]
+        );
+        let alias = |name: &str| (name == "CONDA_CHANNEL_ALIAS").then(|| "http://env".to_string());
+        let channels = effective("environment.yml", &["conda-forge".into()], &layers, alias);
+        assert_eq!(channels[0].urls, ["http://env/conda-forge"]);
     }
 }

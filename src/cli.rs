@@ -77,6 +77,8 @@ enum ManifestCommand {
 }
 
 pub(crate) fn run() -> ExitCode {
+    // Before the first line is logged: from here on no credential in a setting is shown.
+    crate::secrets::register_environment();
     match Cli::parse().command {
         Command::Detect { build_dir } => detect::run(&build_dir),
         Command::Supply {

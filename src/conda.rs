@@ -23,6 +23,9 @@ pub(crate) struct Conda<'a> {
     pub(crate) solver: Option<String>,
     /// conda's own channel list (`CONDA_CHANNELS`), when the buildpack must replace it.
     pub(crate) channels: Option<Vec<String>>,
+    /// Settings for conda and pip the staging decided (a bound service's pip index, the
+    /// platform's CA bundle): each only when the user's environment does not set it.
+    pub(crate) env: Vec<(String, std::ffi::OsString)>,
 }
 
 impl Conda<'_> {
@@ -69,6 +72,9 @@ impl Conda<'_> {
             .env_remove("PYTHONHOME")
             .env_remove("CONDA_PREFIX")
             .env_remove("CONDA_DEFAULT_ENV");
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
         if self.offline {
             command.env("CONDA_OFFLINE", "true");
         }

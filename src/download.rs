@@ -108,18 +108,25 @@ pub(crate) fn fetch_checked(
     with_retries(|| fetch_once(&client, url, checksum, target, progress))
 }
 
-/// The one HTTP client every download uses: the stall timeout, our user agent, and the
-/// operator's proxy settings, which reqwest reads from the environment.
+/// The one HTTP client every download uses: the stall timeout, our user agent, the
+/// operator's proxy settings, which reqwest reads from the environment, and the platform's
+/// trusted CAs.
 fn client(url: &str) -> Result<reqwest::blocking::Client, DownloadError> {
-    reqwest::blocking::Client::builder()
+    let mut builder = reqwest::blocking::Client::builder()
         .connect_timeout(stall_timeout())
         .timeout(stall_timeout())
-        .user_agent(concat!("conda-buildpack/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|error| DownloadError::Unreachable {
-            url: log::redact_url(url),
-            reason: error.to_string(),
-        })
+        .user_agent(concat!("conda-buildpack/", env!("CARGO_PKG_VERSION")));
+    // The operator's CAs (CF_SYSTEM_CERT_PATH), beside the system store reqwest reads: an
+    // installer mirror signed by the company's CA needs no setting.
+    for pem in crate::certs::platform_certificates() {
+        if let Ok(certificate) = reqwest::Certificate::from_pem(pem.as_bytes()) {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build().map_err(|error| DownloadError::Unreachable {
+        url: log::redact_url(url),
+        reason: error.to_string(),
+    })
 }
 
 /// Runs `attempt_once` until it succeeds, fails for good, or the attempts run out, with a

@@ -38,6 +38,10 @@ pub(crate) enum FailureKind {
     TermsOfService,
     /// `ResolvePackageNotFound`, `UnsatisfiableError`: the specs cannot be met together.
     Unsatisfiable,
+    /// `CondaHTTPError: HTTP 401` or `403`: a channel refused the credentials (or wants some).
+    CredentialsRefused,
+    /// `CondaSSLError`: a channel's certificate is signed by a CA conda does not trust.
+    Certificate,
     /// `CondaHTTPError` and friends: a channel could not be reached.
     ChannelUnreachable,
     /// conda ran pip for the `pip:` entries and pip failed.
@@ -474,6 +478,10 @@ fn classify(output: &[String]) -> FailureKind {
         FailureKind::Unsatisfiable
     } else if text.contains("for channel nodefaults") {
         FailureKind::NodefaultsAsChannel
+    } else if text.contains("HTTP 401") || text.contains("HTTP 403") {
+        FailureKind::CredentialsRefused
+    } else if text.contains("CondaSSLError") || text.contains("CERTIFICATE_VERIFY_FAILED") {
+        FailureKind::Certificate
     } else if text.contains("CondaHTTPError")
         || text.contains("UnavailableInvalidChannel")
         || text.contains("CondaSSLError")
@@ -541,6 +549,18 @@ mod tests {
         assert_eq!(
             classify(&lines("CondaHTTPError: HTTP 000 CONNECTION FAILED")),
             FailureKind::ChannelUnreachable
+        );
+        assert_eq!(
+            classify(&lines(
+                "CondaHTTPError: HTTP 401 Unauthorized for url <http://127.0.0.1:1/c/noarch/repodata.json>"
+            )),
+            FailureKind::CredentialsRefused
+        );
+        assert_eq!(
+            classify(&lines(
+                "CondaSSLError: Encountered an SSL error. Most likely a certificate verification issue."
+            )),
+            FailureKind::Certificate
         );
         assert_eq!(
             classify(&lines("CondaEnvException: Pip failed")),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::app::AppError;
 use crate::buildpack::BuildpackError;
 use crate::cache::CacheError;
+use crate::condarc::CondarcError;
 use crate::download::DownloadError;
 use crate::environment::{EnvironmentError, FailureKind};
 use crate::installer::InstallerError;
@@ -15,8 +16,12 @@ use crate::manifest_update::{Failure, MinicondaError, MiniforgeError, UpdateErro
 use crate::pip::PipError;
 use crate::python_version::PythonVersionError;
 use crate::relocate::RelocateError;
+use crate::services::ServiceError;
 use crate::stager::StagerError;
 use crate::vendor::VendorError;
+
+mod config;
+use config::{condarc_message, services_message};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
@@ -43,6 +48,10 @@ pub(crate) enum Error {
     Pip(#[from] PipError),
     #[error(transparent)]
     Solver(#[from] crate::solver::SolverError),
+    #[error(transparent)]
+    Services(#[from] ServiceError),
+    #[error(transparent)]
+    Condarc(#[from] CondarcError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -113,6 +122,8 @@ pub(crate) fn message(error: &Error) -> Message {
             "Ask the platform operator to re-upload a released buildpack zip (cf create-buildpack / cf update-buildpack).",
         ),
         Error::App(app) => app_message(app),
+        Error::Services(services) => services_message(services),
+        Error::Condarc(condarc) => condarc_message(condarc),
         Error::PythonVersion(PythonVersionError::InvalidSpec { file, spec, reason }) => {
             Message::new(
                 format!("{file}: `{spec}` is not a valid Python spec"),
@@ -719,6 +730,30 @@ fn environment_message(error: &EnvironmentError) -> Message {
                     "conda cannot satisfy the app's package versions",
                     "The versions in environment.yml cannot be installed together from its channels. Loosen the pins conda lists above, or install from an exact `conda list --explicit` spec-file.txt.".to_string(),
                 ),
+                FailureKind::CredentialsRefused => {
+                    body.insert(1, format!("Channels searched: {}", channels.join("; ")));
+                    let credentials_from: Vec<String> = crate::services::bound_names()
+                        .iter()
+                        .map(|name| format!("the service {name}"))
+                        .collect();
+                    let fix = if credentials_from.is_empty() {
+                        "A channel answered 401 or 403: it wants credentials the staging did not give, or refused them. Bind a service tagged `conda` that holds them (cf create-user-provided-service conda-mirror -t conda -p '{\"channel_alias\":\"https://mirror/conda\",\"username\":\"USER\",\"password\":\"PASSWORD\"}', cf bind-service APP conda-mirror), or correct the user and password in the channel URL you set (CONDA_CHANNEL_ALIAS, CONDA_DEFAULT_CHANNELS, environment.yml, .condarc); then cf restage APP.".to_string()
+                    } else {
+                        body.insert(2, format!("The credentials come from {}.", credentials_from.join(" and ")));
+                        format!(
+                            "Update the credentials of {}: for a user-provided service, cf update-user-provided-service NAME -p '{{...}}' with the right `username` and `password` (or `token`); for a brokered one, cf unbind-service and cf bind-service again. Then cf restage APP.",
+                            credentials_from.join(" and ")
+                        )
+                    };
+                    ("A conda channel refused the staging's credentials", fix)
+                }
+                FailureKind::Certificate => {
+                    body.insert(1, format!("Channels searched: {}", channels.join("; ")));
+                    (
+                        "conda does not trust a channel's certificate",
+                        "The channel's HTTPS certificate is signed by a certificate authority that neither conda's bundled roots nor the platform's trusted certificates (CF_SYSTEM_CERT_PATH and the system store) contain. Ask the platform operator to add your company's CA to the trusted certificates, or push the CA with the app and name it in the app's .condarc (`ssl_verify: certs/company-ca.pem`). `ssl_verify: false` turns the check off, which lets anyone on the network serve you packages.".to_string(),
+                    )
+                }
                 FailureKind::ChannelUnreachable => (
                     "conda cannot reach the app's channels",
                     "Staging has no route to the conda channels. Set HTTPS_PROXY, point CONDA_CHANNEL_ALIAS at a mirror, or vendor the app's packages with `conda-buildpack vendor`.".to_string(),

@@ -29,6 +29,9 @@ pub(crate) fn debug_enabled() -> bool {
 }
 
 fn emit(text: &str) {
+    // Every line the buildpack writes passes here: ours, conda's and pip's relayed output,
+    // error messages, debug command lines. None may show a credential.
+    let text = crate::secrets::scrub(text);
     let mut out = std::io::stdout().lock();
     // A closed stdout (the builder went away) must not turn into a panic mid-staging.
     let _ = out.write_all(text.as_bytes());
@@ -117,42 +120,28 @@ pub(crate) fn format_size(bytes: u64) -> String {
 
 /// Hides the password (and a token-like user) of a URL before it reaches the log:
 /// `https://user:secret@host/x` becomes `https://user:-redacted-@host/x`, the form
-/// libbuildpack uses.
+/// libbuildpack uses, and anaconda.org's token path `/t/<token>/` becomes `/t/-redacted-/`.
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
+    let Some(credentials) = crate::secrets::Credentials::of(url) else {
         return url.to_string();
     };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &authority[..at];
-    let redacted = match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{user}:-redacted-"),
-        None => "-redacted-".to_string(),
-    };
-    format!("{}://{}@{}", &url[..scheme_end], redacted, &rest[at + 1..])
+    let mut shown = url.to_string();
+    if let Some(token) = credentials.token {
+        shown = shown.replacen(&format!("/t/{token}"), "/t/-redacted-", 1);
+    }
+    if let Some(userinfo) = credentials.userinfo {
+        let redacted = match (credentials.user, credentials.password) {
+            (Some(user), Some(_)) => format!("{user}:-redacted-"),
+            _ => "-redacted-".to_string(),
+        };
+        shown = shown.replacen(&format!("{userinfo}@"), &format!("{redacted}@"), 1);
+    }
+    shown
 }
 
 /// [`redact_url`] for every URL in a text (a command line, a tool's output).
 pub(crate) fn redact_urls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("://") {
-        let start = rest[..at]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
-            .map_or(0, |before| before + 1);
-        let end = rest[at..]
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>'))
-            .map_or(rest.len(), |after| at + after);
-        out.push_str(&rest[..start]);
-        out.push_str(&redact_url(&rest[start..end]));
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
+    crate::secrets::map_urls(text, redact_url)
 }
 
 #[cfg(test)]
@@ -176,6 +165,14 @@ mod tests {
         );
         assert_eq!(redact_url("https://host/a@b"), "https://host/a@b");
         assert_eq!(redact_url("file:///tmp/x"), "file:///tmp/x");
+        assert_eq!(
+            redact_url("https://conda.anaconda.org/t/ab-123/private/noarch"),
+            "https://conda.anaconda.org/t/-redacted-/private/noarch"
+        );
+        assert_eq!(
+            redact_urls("CONDA_DEFAULT_CHANNELS=http://a:one@h/main,http://b:two@h/r"),
+            "CONDA_DEFAULT_CHANNELS=http://a:-redacted-@h/main,http://b:-redacted-@h/r"
+        );
         assert_eq!(
             redact_urls("pip -i https://u:pw@idx/simple x\nsee git+https://t@h/r.git"),
             "pip -i https://u:-redacted-@idx/simple x\nsee git+https://-redacted-@h/r.git"

@@ -143,6 +143,8 @@ pub(crate) fn relevant_settings(
                 && name != "BP_CONDA_CLEAR_CACHE"
         })
         .map(|(name, value)| {
+            // A rotated password or token is the same setting: it must not cost a rebuild.
+            let value = crate::secrets::without_credentials(&value);
             let digest = hex(&Sha256::digest(value.as_bytes()))[..16].to_string();
             (name, digest)
         })
@@ -196,6 +198,32 @@ mod tests {
             ["CONDA_CHANNEL_ALIAS", "PIP_INDEX_URL"]
         );
         assert!(!settings["PIP_INDEX_URL"].contains("token"));
+    }
+
+    #[test]
+    fn a_rotated_password_or_token_keeps_the_cached_environment() {
+        let with = |alias: &str| {
+            let mut fingerprint = fingerprint();
+            fingerprint.settings = relevant_settings(
+                [("CONDA_CHANNEL_ALIAS".to_string(), alias.to_string())].into_iter(),
+            );
+            fingerprint
+        };
+        let before = with("https://u:old-secret@mirror/conda");
+        assert!(
+            with("https://u:new-secret@mirror/conda")
+                .differences(&before)
+                .is_empty()
+        );
+        assert!(
+            with("https://mirror/t/tok-2/conda")
+                .differences(&with("https://mirror/t/tok-1/conda"))
+                .is_empty()
+        );
+        assert_eq!(
+            with("https://u:old-secret@other/conda").differences(&before),
+            ["CONDA_CHANNEL_ALIAS changed"]
+        );
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! a manifest pointing at that server, and `stage` / `launch` run as a user would.
 #![allow(dead_code)]
 
+pub(crate) mod canary;
 pub(crate) mod memory_cgroup;
 pub(crate) mod pip_index;
 pub(crate) mod proxy;
 pub(crate) mod real_conda;
 pub(crate) mod server;
+pub(crate) mod tls;
 #[allow(clippy::duplicate_mod)]
 #[path = "../world/mod.rs"]
 pub(crate) mod world;

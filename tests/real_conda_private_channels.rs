@@ -1,0 +1,263 @@
+//! Private channels on the real programs: Cloud Foundry's real builder and launcher, real
+//! conda 26.7.1 and its real packages, behind a loopback mirror that demands basic auth
+//! (`401` without it) or a token path, or is signed by a company's own CA. In every story a
+//! canary secret is searched for in the log, the droplet, Diego's cache tgz and the app
+//! cache, and is found nowhere. Without `../shared/real` every story says so and skips.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use support::canary::assert_canary_nowhere;
+use support::real_conda::{self, Miniconda};
+use support::tls::{PrivateCa, TlsServer};
+use support::{Server, StageOptions, Staging, launch, package, scratch, stage, stdout};
+
+const CANARY: &str = "Canary-pw-26-real";
+const ROTATED: &str = "Canary-pw-26-rotated";
+const WRONG: &str = "Canary-pw-26-wrong";
+
+const ENVIRONMENT: &str = "channels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy\n";
+
+struct World {
+    dir: tempfile::TempDir,
+    /// Serves the installers (and the open channels nobody uses here).
+    server: Server,
+    zip: PathBuf,
+    root: PathBuf,
+}
+
+impl World {
+    fn new() -> Option<Self> {
+        let root = real_conda::world()?.to_path_buf();
+        support::world::use_the_real_platform();
+        let dir = scratch();
+        let server = Server::start(&root);
+        let packaging = real_conda::packaging(&server, dir.path(), Miniconda::Plain);
+        let zip = package(&server, dir.path(), &packaging);
+        Some(Self {
+            dir,
+            server,
+            zip,
+            root,
+        })
+    }
+
+    fn app(&self, name: &str) -> PathBuf {
+        let app = self.dir.path().join(name);
+        fs::create_dir_all(&app).unwrap();
+        fs::write(app.join("environment.yml"), ENVIRONMENT).unwrap();
+        fs::write(app.join("Procfile"), "web: python -c 'import numpy'\n").unwrap();
+        app
+    }
+
+    /// Staging options with no channel settings but `env`: the mirror is the only way.
+    fn options(&self, cache: &Path, env: &[(&str, &str)]) -> StageOptions {
+        let mut options = StageOptions::with_channels(&self.server).cache(cache);
+        options.env.retain(|(name, _)| !name.starts_with("CONDA_"));
+        for (name, value) in env {
+            options = options.env(name, value);
+        }
+        options
+    }
+
+    fn push(&self, app: &Path, name: &str, options: &StageOptions) -> Staging {
+        stage(app, &[&self.zip], options, &self.dir.path().join(name))
+    }
+}
+
+fn binding(credentials: &str) -> String {
+    format!(
+        r#"{{"user-provided":[{{"name":"conda-mirror","label":"user-provided","tags":["conda"],"credentials":{credentials}}}]}}"#
+    )
+}
+
+fn numpy_version(staging: &Staging) -> String {
+    let output = launch(
+        &staging.droplet(),
+        "python -c 'import numpy; print(numpy.__version__)'",
+        &[],
+    );
+    stdout(&output).trim().to_string()
+}
+
+#[test]
+fn a_bound_service_stages_from_a_password_protected_mirror_and_a_rotated_password_keeps_the_cache()
+{
+    let Some(world) = World::new() else {
+        return;
+    };
+    let mirror = TlsServer::mirror(&world.root, None, "alice", &[CANARY, ROTATED]);
+    let app = world.app("bound");
+    let cache = world.dir.path().join("bound-cache");
+    let credentials = |password: &str| {
+        binding(&format!(
+            r#"{{"channel_alias":"{}/channels","username":"alice","password":"{password}"}}"#,
+            mirror.url()
+        ))
+    };
+    let options = world.options(
+        &cache,
+        &[("VCAP_SERVICES", &credentials(CANARY)), ("BP_DEBUG", "1")],
+    );
+    let first = world.push(&app, "first", &options);
+    first
+        .assert_success()
+        .assert_clean_log()
+        .assert_log_contains(
+            "Channel settings and credentials from the service conda-mirror (tagged conda)",
+        )
+        .assert_log_contains(&format!(
+            "conda-forge from environment.yml (http://alice:-redacted-@127.0.0.1:{}",
+            mirror.url().rsplit(':').next().unwrap()
+        ));
+    assert_eq!(numpy_version(&first), "2.2.6");
+    assert_canary_nowhere(CANARY, &first, &cache);
+
+    // The password rotated in the binding: the same environment, restored.
+    let options = world.options(&cache, &[("VCAP_SERVICES", &credentials(ROTATED))]);
+    let second = world.push(&app, "second", &options);
+    second
+        .assert_success()
+        .assert_log_contains("-----> Restoring the conda environment from the cache");
+    assert_canary_nowhere(ROTATED, &second, &cache);
+    assert_canary_nowhere(CANARY, &second, &cache);
+}
+
+#[test]
+fn a_channel_alias_with_a_password_or_a_token_stages_and_shows_neither() {
+    let Some(world) = World::new() else {
+        return;
+    };
+    let mirror = TlsServer::mirror(&world.root, None, "alice", &[CANARY]);
+    let with_password = mirror
+        .url()
+        .replacen("http://", &format!("http://alice:{CANARY}@"), 1);
+    for (name, alias) in [
+        ("userinfo", format!("{with_password}/channels")),
+        ("token", format!("{}/channels/t/{CANARY}", mirror.url())),
+    ] {
+        let app = world.app(name);
+        let cache = world.dir.path().join(format!("{name}-cache"));
+        let options = world.options(
+            &cache,
+            &[("CONDA_CHANNEL_ALIAS", &alias), ("BP_DEBUG", "1")],
+        );
+        let staging = world.push(&app, &format!("{name}-out"), &options);
+        staging.assert_success();
+        assert_eq!(numpy_version(&staging), "2.2.6", "{name}");
+        assert_canary_nowhere(CANARY, &staging, &cache);
+    }
+}
+
+#[test]
+fn a_wrong_password_names_the_service_and_how_to_fix_the_binding() {
+    let Some(world) = World::new() else {
+        return;
+    };
+    let mirror = TlsServer::mirror(&world.root, None, "alice", &[CANARY]);
+    let app = world.app("wrong");
+    let cache = world.dir.path().join("wrong-cache");
+    let vcap = binding(&format!(
+        r#"{{"channel_alias":"{}/channels","username":"alice","password":"{WRONG}"}}"#,
+        mirror.url()
+    ));
+    let staging = world.push(
+        &app,
+        "wrong",
+        &world.options(&cache, &[("VCAP_SERVICES", &vcap)]),
+    );
+    staging
+        .assert_supply_failed()
+        .assert_log_contains("A conda channel refused the staging's credentials")
+        .assert_log_contains("The credentials come from the service conda-mirror.")
+        .assert_log_contains("cf update-user-provided-service")
+        .assert_log_contains("alice:-redacted-@127.0.0.1");
+    assert_canary_nowhere(WRONG, &staging, &cache);
+}
+
+#[test]
+fn a_mirror_signed_by_a_private_ca_stages_with_the_ca_in_cf_system_cert_path_alone() {
+    let Some(world) = World::new() else {
+        return;
+    };
+    let visible = support::container_visible_dir();
+    let ca = PrivateCa::new(visible.path());
+    let mirror = TlsServer::mirror(&world.root, Some(&ca), "alice", &[CANARY]);
+    let alias = mirror
+        .url()
+        .replacen("https://", &format!("https://alice:{CANARY}@"), 1);
+    let alias = format!("{alias}/channels");
+    let app = world.app("private-ca");
+
+    let cache = world.dir.path().join("ca-cache");
+    let trusted = world.options(
+        &cache,
+        &[
+            ("CONDA_CHANNEL_ALIAS", &alias),
+            ("CF_SYSTEM_CERT_PATH", &ca.cert_dir.display().to_string()),
+        ],
+    );
+    let staging = world.push(&app, "trusted", &trusted);
+    staging.assert_success();
+    assert_eq!(numpy_version(&staging), "2.2.6");
+    assert_canary_nowhere(CANARY, &staging, &cache);
+
+    let cache = world.dir.path().join("untrusted-cache");
+    let untrusted = world.options(&cache, &[("CONDA_CHANNEL_ALIAS", &alias)]);
+    let staging = world.push(&app, "untrusted", &untrusted);
+    staging
+        .assert_supply_failed()
+        .assert_log_contains("conda does not trust a channel's certificate")
+        .assert_log_contains("CF_SYSTEM_CERT_PATH");
+    assert_canary_nowhere(CANARY, &staging, &cache);
+}
+
+#[test]
+fn the_apps_condarc_ssl_verify_wins_a_pushed_ca_or_false_with_a_warning() {
+    let Some(world) = World::new() else {
+        return;
+    };
+    let visible = support::container_visible_dir();
+    let ca = PrivateCa::new(visible.path());
+    let mirror = TlsServer::mirror(&world.root, Some(&ca), "alice", &[CANARY]);
+    let alias = mirror
+        .url()
+        .replacen("https://", &format!("https://alice:{CANARY}@"), 1);
+
+    // The company's CA pushed with the app and named by a path relative to it.
+    let app = world.app("pushed-ca");
+    fs::create_dir_all(app.join("certs")).unwrap();
+    fs::copy(
+        ca.cert_dir.join("corp-ca.pem"),
+        app.join("certs/corp-ca.pem"),
+    )
+    .unwrap();
+    fs::write(
+        app.join(".condarc"),
+        format!("channel_alias: {alias}/channels\nssl_verify: certs/corp-ca.pem\n"),
+    )
+    .unwrap();
+    let cache = world.dir.path().join("pushed-ca-cache");
+    let staging = world.push(&app, "pushed-ca-out", &world.options(&cache, &[]));
+    staging
+        .assert_success()
+        .assert_log_contains("the app's .condarc");
+    assert_eq!(numpy_version(&staging), "2.2.6");
+    assert_canary_nowhere(CANARY, &staging, &cache);
+
+    // Checking turned off: it stages, and the log says what that costs.
+    let app = world.app("no-verify");
+    fs::write(
+        app.join(".condarc"),
+        format!("channel_alias: {alias}/channels\nssl_verify: false\n"),
+    )
+    .unwrap();
+    let cache = world.dir.path().join("no-verify-cache");
+    let staging = world.push(&app, "no-verify-out", &world.options(&cache, &[]));
+    staging
+        .assert_success()
+        .assert_log_contains("ssl_verify: false in the app's .condarc");
+    assert_canary_nowhere(CANARY, &staging, &cache);
+}
