@@ -198,7 +198,11 @@ pub(crate) fn plan(
             name.eq_ignore_ascii_case(wanted) || spec.ends_with(&format!("::{wanted}"))
         })
     };
-    let add_pip = add_pip && !names("pip") && (names("python") || python.pin.is_some());
+    // Offline, vendor/ holds exactly what the developer's solve chose: nothing is added.
+    let add_pip = add_pip
+        && local_channel.is_none()
+        && !names("pip")
+        && (names("python") || python.pin.is_some());
     let needs_derived =
         python.pin.is_some() || local_channel.is_some() || pip_offline || nodefaults || add_pip;
     let file = if needs_derived {

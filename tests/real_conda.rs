@@ -290,12 +290,24 @@ fn an_environment_with_missing_packages_names_them_and_the_channels() {
             "channels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy=99\n  - not-a-package\n",
         )],
     );
+    // The rattler solver (the default with this Miniforge) names the first package it misses;
+    // the classic solver names them all (measured on 26.7.1).
+    world
+        .push_with(
+            &app,
+            "classic",
+            world.options().env("CONDA_SOLVER", "classic"),
+        )
+        .assert_supply_failed()
+        .assert_log_contains("failed (exit code 1) with the classic solver.")
+        .assert_log_contains("Not found: not-a-package, numpy=99");
     let staging = world.push(&app, "out");
     staging
         .assert_supply_failed()
         .assert_clean_log()
         .assert_log_contains("conda cannot find some of the app's packages")
-        .assert_log_contains("Not found: not-a-package, numpy=99")
+        .assert_log_contains("with the rattler solver.")
+        .assert_log_contains("Not found: numpy=99")
         // Every channel searched, from where: Miniforge's .condarc names conda-forge too.
         .assert_log_contains(&format!(
             "Channels searched: conda-forge from environment.yml ({}/conda-forge)",
