@@ -19,7 +19,8 @@
 //! against the same pushes on the 21-package `.conda` channel, and python-buildpack's method
 //! (the installer's own solver) on the big channel. Needs `../shared/real`.
 //!
-//! `cargo bench --bench push` (or `ci/benchmark --push`). `cargo test --all-targets` builds
+//! `cargo bench --bench push` (or `ci/benchmark --push`; `cargo bench --bench push --
+//! --conda-forge-size` for the conda-forge-sized comparison alone). `cargo test --all-targets` builds
 //! it and runs it without `--bench`: it then returns at once.
 
 #[path = "../tests/support/mod.rs"]
@@ -75,6 +76,11 @@ fn main() {
     };
     support::world::use_the_real_platform();
     let dir = scratch();
+    // `-- --conda-forge-size`: only the conda-forge-sized comparison.
+    if std::env::args().any(|arg| arg == "--conda-forge-size") {
+        conda_forge_size(dir.path(), &peer_supply_zip(dir.path(), world));
+        return;
+    }
     let server = Server::start(world);
     let ours = package(
         &server,

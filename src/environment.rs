@@ -132,6 +132,7 @@ pub(crate) fn plan(
     scratch: &Path,
     local_channel: Option<&LocalChannel>,
     pip: Option<&PipSection>,
+    add_pip: bool,
 ) -> Result<Plan, EnvironmentError> {
     if let Some(explicit) = &app.explicit_spec {
         let count = explicit.urls.len();
@@ -186,8 +187,20 @@ pub(crate) fn plan(
         .channels
         .iter()
         .any(|channel| channel == "nodefaults");
+    // The solver gives Python no pip of its own (rattler): ask for it, as conda's other solvers
+    // add it, unless the file names pip or has no Python to go with it.
+    let names = |wanted: &str| {
+        environment.spec.conda_specs().any(|spec| {
+            let name = spec
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+                .next()
+                .unwrap_or("");
+            name.eq_ignore_ascii_case(wanted) || spec.ends_with(&format!("::{wanted}"))
+        })
+    };
+    let add_pip = add_pip && !names("pip") && (names("python") || python.pin.is_some());
     let needs_derived =
-        python.pin.is_some() || local_channel.is_some() || pip_offline || nodefaults;
+        python.pin.is_some() || local_channel.is_some() || pip_offline || nodefaults || add_pip;
     let file = if needs_derived {
         let mut spec = environment.spec.clone();
         if let Some(pip) = pip {
@@ -207,6 +220,9 @@ pub(crate) fn plan(
         }
         if let Some(pin) = &python.pin {
             spec.dependencies.insert(0, Dependency::Conda(pin.clone()));
+        }
+        if add_pip {
+            spec.dependencies.insert(0, Dependency::Conda("pip".into()));
         }
         spec.channels.retain(|channel| channel != "nodefaults");
         if let Some(channel) = local_channel {
@@ -234,6 +250,9 @@ pub(crate) fn plan(
     }
     if let Some(pin) = &python.pin {
         summary.push_str(&format!(", with {pin} from runtime.txt"));
+    }
+    if add_pip {
+        summary.push_str(", with pip (conda's other solvers add it to Python; rattler does not)");
     }
     Ok(Plan {
         recipe: Recipe::EnvironmentFile { file },

@@ -261,16 +261,22 @@ pub(crate) fn deprecation_warning(
         .as_ref()
         .map(|link| format!("\nSee: {link}"))
         .unwrap_or_default();
+    // `manifest update` writes `x` for a line whose every version shares one Python.
+    let line = if entry.version_line.trim() == "x" {
+        "(every version)"
+    } else {
+        entry.version_line.as_str()
+    };
     if date <= today {
         Some(format!(
-            "{} {} reached its end of life on {} and will be removed from a future release of \
+            "{} {line} reached its end of life on {} and will be removed from a future release of \
              this buildpack.{link}",
-            dependency.name, entry.version_line, entry.date
+            dependency.name, entry.date
         ))
     } else if today.saturating_add(jiff::Span::new().days(30)) > date {
         Some(format!(
-            "{} {} will no longer be available in new buildpacks released after {}.{link}",
-            dependency.name, entry.version_line, entry.date
+            "{} {line} will no longer be available in new buildpacks released after {}.{link}",
+            dependency.name, entry.date
         ))
     } else {
         None
@@ -429,5 +435,14 @@ mod tests {
                 .contains("no longer be available")
         );
         assert!(deprecation_warning(miniconda2, entry, jiff::civil::date(2019, 1, 1)).is_none());
+        let every = DeprecationDate {
+            version_line: "x".into(),
+            ..entry.clone()
+        };
+        assert!(
+            deprecation_warning(miniconda2, &every, after)
+                .unwrap()
+                .starts_with("miniconda2 (every version) reached its end of life"),
+        );
     }
 }

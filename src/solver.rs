@@ -43,7 +43,7 @@ impl Solver {
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SolverError {
-    #[error("{source_name}={wanted}: the installed conda offers {}", offered.join(", "))]
+    #[error("{source_name} asks for {wanted}: the installed conda offers {}", offered.join(", "))]
     Unavailable {
         wanted: String,
         /// Where the choice came from: `CONDA_SOLVER`, `the app's .condarc`.
@@ -98,9 +98,15 @@ pub(crate) fn choose(
     match requested {
         Some((source_name, wanted)) => {
             if offered.iter().any(|name| name == wanted) {
+                // `CONDA_SOLVER=classic`, or `solver: classic in the app's .condarc`.
+                let reason = if source_name.starts_with("CONDA_") {
+                    format!("{source_name}={wanted}")
+                } else {
+                    format!("solver: {wanted} in {source_name}")
+                };
                 Ok(Solver {
                     name: wanted.to_string(),
-                    reason: format!("{source_name}={wanted}"),
+                    reason,
                     offered,
                 })
             } else {
@@ -156,6 +162,13 @@ mod tests {
             (chosen.name.as_str(), chosen.reason.as_str()),
             ("classic", "CONDA_SOLVER=classic")
         );
+        let from_condarc = choose(
+            names(&["rattler", "classic"]),
+            Some(("the app's .condarc", "classic")),
+            "x",
+        )
+        .unwrap();
+        assert_eq!(from_condarc.reason, "solver: classic in the app's .condarc");
 
         let libmamba = fastest_first(names(&["libmamba", "classic"]));
         assert_eq!(choose(libmamba, None, "x").unwrap().name, "libmamba");
@@ -176,7 +189,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "CONDA_SOLVER=rattler: the installed conda offers libmamba, classic"
+            "CONDA_SOLVER asks for rattler: the installed conda offers libmamba, classic"
         );
     }
 

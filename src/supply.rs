@@ -11,6 +11,7 @@ use crate::buildpack::Buildpack;
 use crate::cache::{self, AppCache, Fingerprint, Restore};
 use crate::channels;
 use crate::conda::Conda;
+use crate::condarc::Layer;
 use crate::environment;
 use crate::errors::Error;
 use crate::fsutil;
@@ -194,17 +195,40 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
     Ok(())
 }
 
+/// conda's `add_pip_as_python_dependency` (on unless `CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY` turns it
+/// off): the classic and libmamba solvers give every Python environment pip; the rattler
+/// solver (conda-rattler-solver 0.1) does not, so the buildpack asks for pip itself and the
+/// solvers give the same environment (tests/conda_agreement.rs).
+fn pip_is_python_dependency() -> bool {
+    !std::env::var("CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY").is_ok_and(|value| {
+        matches!(
+            value.trim().to_ascii_lowercase().as_str(),
+            "false" | "no" | "0" | "off"
+        )
+    })
+}
+
 /// The solver for this staging: the user's or operator's `CONDA_SOLVER`, else the fastest the
 /// installed conda offers, asked of that conda.
 fn choose_solver(
     conda: &Conda<'_>,
     base: &Path,
     dependency: &Dependency,
+    layers: &[Layer],
 ) -> Result<Option<solver::Solver>, Error> {
+    // The environment first, then a bound service's or the app's `.condarc`, as conda reads them.
     let requested = std::env::var("CONDA_SOLVER")
         .ok()
-        .map(|value| value.trim().to_string())
-        .filter(|value| !value.is_empty());
+        .map(|value| ("CONDA_SOLVER".to_string(), value.trim().to_string()))
+        .or_else(|| {
+            layers.iter().find_map(|layer| {
+                layer
+                    .solver
+                    .as_ref()
+                    .map(|solver| (layer.source.clone(), solver.trim().to_string()))
+            })
+        })
+        .filter(|(_, value)| !value.is_empty());
     let Some(offered) =
         solver::python_of(base).and_then(|python| solver::offered(conda.command_for(&python)))
     else {
@@ -215,7 +239,9 @@ fn choose_solver(
     };
     let chosen = solver::choose(
         offered,
-        requested.as_deref().map(|wanted| ("CONDA_SOLVER", wanted)),
+        requested
+            .as_ref()
+            .map(|(source, wanted)| (source.as_str(), wanted.as_str())),
         &dependency.to_string(),
     )?;
     log::detail(&format!("Solver: {} ({})", chosen.name, chosen.reason));
@@ -291,6 +317,24 @@ fn build(
     })?;
 
     log::step("Installing the conda environment");
+    let mut conda = Conda {
+        executable: conda_executable,
+        pkgs_dir: cache.pkgs_dir(),
+        pip_cache_dir: cache.pip_dir(),
+        scratch: &scratch,
+        offline: local_channel.is_some(),
+        pip_find_links: pip
+            .and_then(|pip| pip.wheelhouse.as_ref())
+            .map(|wheelhouse| wheelhouse.dir.clone()),
+        env: Vec::new(),
+        solver: None,
+        channels: None,
+    };
+    // An explicit spec installs with no solve.
+    let solver = match app.explicit_spec {
+        None => choose_solver(&conda, &base, dependency, &private.layers)?,
+        Some(_) => None,
+    };
     let plan = environment::plan(
         app,
         python,
@@ -298,6 +342,9 @@ fn build(
         &work.join("plan"),
         local_channel,
         pip_section.as_ref(),
+        solver
+            .as_ref()
+            .is_some_and(|solver| solver.name == "rattler" && pip_is_python_dependency()),
     )?;
     log::detail(&plan.summary);
     private.log_sources();
@@ -326,33 +373,18 @@ fn build(
     // Credentials and trust for conda and pip, in files that live only while conda runs
     // (until the end of this function, whatever happens).
     let prepared = private.prepare(app, &scratch, &base, plan.without_defaults)?;
-    let mut conda = Conda {
-        executable: conda_executable,
-        pkgs_dir: cache.pkgs_dir(),
-        pip_cache_dir: cache.pip_dir(),
-        scratch: &scratch,
-        offline: local_channel.is_some(),
-        pip_find_links: pip
-            .and_then(|pip| pip.wheelhouse.as_ref())
-            .map(|wheelhouse| wheelhouse.dir.clone()),
-        env: prepared.env.clone(),
-        solver: None,
-        // The file's channels and conda's own, less `defaults`; offline, the vendored one alone.
-        channels: plan.without_defaults.then(|| match local_channel {
-            Some(channel) => vec![channel.url.clone()],
-            None => channels
-                .iter()
-                .map(|channel| channel.name.clone())
-                .collect(),
-        }),
-    };
+    conda.env = prepared.env.clone();
+    // The file's channels and conda's own, less `defaults`; offline, the vendored one alone.
+    conda.channels = plan.without_defaults.then(|| match local_channel {
+        Some(channel) => vec![channel.url.clone()],
+        None => channels
+            .iter()
+            .map(|channel| channel.name.clone())
+            .collect(),
+    });
     if let Some(list) = &conda.channels {
         channels::restrict_installer_condarc(&base, list).map_err(Error::io(&base))?;
     }
-    let solver = match plan.recipe {
-        environment::Recipe::EnvironmentFile { .. } => choose_solver(&conda, &base, dependency)?,
-        environment::Recipe::Explicit { .. } => None,
-    };
     conda.solver = solver.as_ref().map(|solver| solver.name.clone());
     let env_dir = stager.env_dir();
     let runtime_dir = stager.runtime_env_dir();

@@ -588,11 +588,11 @@ fn solve(
         status: "invalid".into(),
         output: error.to_string(),
     })?;
-    let plan = crate::environment::plan(app, &python.choice, app_dir, scratch, None, None)
+    let plan = crate::environment::plan(app, &python.choice, app_dir, scratch, None, None, false)
         .map_err(|error| VendorCommandError::Io {
-            path: scratch.to_path_buf(),
-            source: io::Error::other(error.to_string()),
-        })?;
+        path: scratch.to_path_buf(),
+        source: io::Error::other(error.to_string()),
+    })?;
     let crate::environment::Recipe::EnvironmentFile { file } = plan.recipe else {
         return Ok((Vec::new(), None));
     };

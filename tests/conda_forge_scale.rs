@@ -55,12 +55,15 @@ fn the_pydata_app_stages_restages_and_changes_at_conda_forge_size_within_1_gib()
         .assert_log_contains("       Solver: rattler (the fastest this conda offers: rattler, classic; set CONDA_SOLVER to choose)")
         .assert_log_contains("; MEMORY_LIMIT 1024 MB, ");
     assert_under_quota(&cold);
+    // rattler gives Python no pip of its own; the buildpack asks for it, as classic adds it.
+    cold.assert_log_contains("with pip (conda's other solvers add it to Python; rattler does not)");
     let run = launch(
         &cold.droplet(),
-        "python -c 'import numpy, scipy, pandas, sklearn, flask; print(sklearn.__version__)'",
+        "python -c 'import numpy, scipy, pandas, sklearn, flask; print(sklearn.__version__)' && python -m pip --version",
         &[],
     );
     assert!(stdout(&run).contains("1.9.1"), "{}", stdout(&run));
+    assert!(stdout(&run).contains("pip 26.3"), "{}", stdout(&run));
 
     let warm = stage(&app, &[&zip], &options(), &dir.path().join("warm"));
     warm.assert_success()

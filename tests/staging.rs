@@ -226,6 +226,19 @@ fn the_user_chooses_the_solver_and_one_the_installed_conda_lacks_is_refused_befo
         .assert_success()
         .assert_log_contains("       Solver: classic (CONDA_SOLVER=classic)");
 
+    // The app's own .condarc chooses too.
+    fs::write(app.join(".condarc"), "solver: classic\n").unwrap();
+    let from_condarc = stage(
+        &app,
+        &[&zip],
+        &StageOptions::with_channels(&server),
+        &dir.path().join("condarc"),
+    );
+    from_condarc
+        .assert_success()
+        .assert_log_contains("       Solver: classic (solver: classic in the app's .condarc)");
+    fs::remove_file(app.join(".condarc")).unwrap();
+
     // Miniforge 24.7's conda has no rattler solver.
     let refused = stage(
         &app,

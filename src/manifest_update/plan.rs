@@ -113,7 +113,7 @@ mod tests {
         let sha = "a".repeat(64);
         let entry = |version: &str| {
             format!(
-                "- name: miniforge3\n  version: {version}\n  uri: https://h/{version}.sh\n  sha256: {sha}\n  cf_stacks: [s]\n"
+                "- name: miniforge3\n  version: {version}\n  uri: https://h/{version}.sh\n  sha256: {sha}\n  cf_stacks: [cflinuxfs4]\n"
             )
         };
         let text = format!(
