@@ -27,6 +27,7 @@ mod manifest_update;
 mod netrc;
 mod packager;
 mod pip;
+mod private_channels;
 mod process;
 mod python_version;
 mod relocate;

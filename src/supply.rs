@@ -11,7 +11,7 @@ use crate::buildpack::Buildpack;
 use crate::cache::{self, AppCache, Fingerprint, Restore};
 use crate::channels;
 use crate::conda::Conda;
-use crate::condarc::{self, Layer};
+use crate::condarc::Layer;
 use crate::environment;
 use crate::errors::Error;
 use crate::fsutil;
@@ -19,9 +19,9 @@ use crate::installer::{self, Scratch};
 use crate::log;
 use crate::manifest::{self, Dependency};
 use crate::pip;
+use crate::private_channels::{self, ChannelConfig};
 use crate::python_version::{self, PythonChoice};
 use crate::relocate;
-use crate::services::{self, CondaService};
 use crate::slim;
 use crate::solver;
 use crate::stager::{Facts, Stager};
@@ -43,34 +43,11 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
     if let Some(warning) = crate::stack::deprecation_warning(settings.stack) {
         log::warning(&warning);
     }
-    let services = services::from_env()?;
     let app = App::read(&stager.build_dir)?;
-    // A channel or index URL in the app's files may carry credentials: conda and pip may
-    // print them in forms the URL redaction does not recognise.
-    for file in [
-        app.environment.as_ref().map(|file| &file.bytes),
-        app.explicit_spec.as_ref().map(|file| &file.bytes),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        crate::secrets::register_urls_in(&String::from_utf8_lossy(file));
-    }
     for warning in app.warnings() {
         log::warning(warning);
     }
-    let app_condarc = condarc::read_app(&stager.build_dir)?;
-    if let Some((_, ignored)) = app_condarc
-        .as_ref()
-        .filter(|(_, ignored)| !ignored.is_empty())
-    {
-        log::warning(&format!(
-            "The app's .condarc sets {}, which staging does not read; it reads channels, \
-             channel_alias, default_channels, custom_channels, channel_priority, solver, \
-             ssl_verify and allowlist_channels.",
-            ignored.join(", ")
-        ));
-    }
+    let private = ChannelConfig::read(&stager.build_dir, &app)?;
     let decision = python_version::decide(&app)?;
     if let Some(conflict) = &decision.conflict {
         log::warning(conflict);
@@ -108,25 +85,11 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
         None => None,
     };
     let pip = read_pip(&app, &stager.build_dir)?;
-    // The app's and the services' channel settings, more specific first, for conda.
-    let layers: Vec<Layer> = services
-        .iter()
-        .map(Layer::from_service)
-        .chain(app_condarc.map(|(layer, _)| layer))
-        .collect();
-    if condarc::merge(&layers).ssl_verify.as_deref() == Some("false") {
-        log::warning(
-            "ssl_verify: false in the app's .condarc: conda does not check the channels' \
-             certificates, so anyone on the network path can serve this app's packages. Name \
-             your CA's certificate instead (ssl_verify: certs/ca.pem), or ask the operator to \
-             add it to the platform's trusted certificates.",
-        );
-    }
     let fingerprint = fingerprint(
         &buildpack,
         &settings,
         &app,
-        &layers,
+        &private,
         dependency,
         &python,
         stager,
@@ -189,8 +152,7 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
             &app,
             &python,
             &settings,
-            &services,
-            &layers,
+            &private,
             vendored.as_ref(),
             pip.as_ref(),
             update.then_some(&fingerprint),
@@ -296,8 +258,7 @@ fn build(
     app: &App,
     python: &PythonChoice,
     settings: &Settings,
-    services: &[CondaService],
-    layers: &[Layer],
+    private: &ChannelConfig,
     vendored: Option<&vendor::Scan>,
     pip: Option<&PipInputs>,
     update_from_cache: Option<&Fingerprint>,
@@ -371,7 +332,7 @@ fn build(
     };
     // An explicit spec installs with no solve.
     let solver = match app.explicit_spec {
-        None => choose_solver(&conda, &base, dependency, layers)?,
+        None => choose_solver(&conda, &base, dependency, &private.layers)?,
         Some(_) => None,
     };
     let plan = environment::plan(
@@ -386,39 +347,14 @@ fn build(
             .is_some_and(|solver| solver.name == "rattler" && pip_is_python_dependency()),
     )?;
     log::detail(&plan.summary);
-    for service in services {
-        log::detail(&format!(
-            "Channel settings and credentials from the service {} (tagged conda)",
-            service.name
-        ));
-    }
-    let deciders: Vec<String> = [
-        "CONDA_CHANNEL_ALIAS",
-        "CONDA_DEFAULT_CHANNELS",
-        "CONDA_CHANNELS",
-    ]
-    .iter()
-    .filter(|name| std::env::var_os(name).is_some())
-    .map(ToString::to_string)
-    .chain(layers.iter().map(|layer| layer.source.clone()))
-    .collect();
-    if !deciders.is_empty() {
-        log::detail(&format!(
-            "Channel settings, the first that sets one wins: {}, then the installer's .condarc",
-            deciders.join(", ")
-        ));
-    }
+    private.log_sources();
     // Offline installs use the vendored channel alone; an explicit spec names its URLs.
     let channels = match (&app.environment, &plan.recipe, local_channel) {
         (Some(environment), environment::Recipe::EnvironmentFile { .. }, None) => {
             channels::effective(
                 &environment.file_name,
                 &environment.spec.channels,
-                &layers
-                    .iter()
-                    .cloned()
-                    .chain([condarc::read_installer(&base)])
-                    .collect::<Vec<_>>(),
+                &private.with_installer(&base),
                 |name| std::env::var(name).ok(),
             )
         }
@@ -434,56 +370,10 @@ fn build(
                 .join("; ")
         ));
     }
-    // conda reads it as the staging user's .condarc; it holds credentials, so it lives only
-    // while conda runs (dropped at the end of this function, whatever happens).
-    // When the buildpack names conda's whole channel list (`nodefaults`, a vendored channel),
-    // the file's `channels` would be merged back in: only its other settings are written.
-    let staged_layers: Vec<Layer> = layers
-        .iter()
-        .cloned()
-        .map(|mut layer| {
-            if plan.without_defaults {
-                layer.channels.clear();
-            }
-            layer
-        })
-        .collect();
-    let _staging_condarc =
-        condarc::write_staging(&scratch.home, &staged_layers).map_err(Error::io(&scratch.home))?;
-    let credentials = credential_sources(app, services, layers);
-    let _staging_netrc = crate::netrc::write(&scratch.home, credentials.iter().map(String::as_str))
-        .map_err(Error::io(&scratch.home))?;
-    let binstar = scratch.home.join(".binstar");
-    let staging_tokens =
-        crate::netrc::write_tokens(&binstar, credentials.iter().map(String::as_str))
-            .map_err(Error::io(&binstar))?;
-    let mut conda_env = Vec::new();
-    if let Some(tokens) = &staging_tokens {
-        conda_env.push(("BINSTAR_CONFIG_DIR".to_string(), tokens.dir.clone().into()));
-    }
-    // The platform's CAs for conda and pip, beside the roots they ship; the bundle is written
-    // in conda's scratch dir (the cache's work dir), never the droplet.
-    if let Some(bundle) =
-        crate::certs::write_bundle(&scratch.tmp, &base).map_err(Error::io(&scratch.tmp))?
-    {
-        let ssl_verify = std::env::var("CONDA_SSL_VERIFY")
-            .ok()
-            .or_else(|| condarc::merge(layers).ssl_verify);
-        conda_env.extend(crate::certs::trust_settings(
-            &bundle,
-            ssl_verify.as_deref(),
-            |name| std::env::var_os(name),
-        ));
-    }
-    if std::env::var_os("PIP_INDEX_URL").is_none() {
-        if let Some(url) = services
-            .iter()
-            .find_map(|service| service.pip_index_url.clone())
-        {
-            conda_env.push(("PIP_INDEX_URL".to_string(), url.into()));
-        }
-    }
-    conda.env = conda_env;
+    // Credentials and trust for conda and pip, in files that live only while conda runs
+    // (until the end of this function, whatever happens).
+    let prepared = private.prepare(app, &scratch, &base, plan.without_defaults)?;
+    conda.env = prepared.env.clone();
     // The file's channels and conda's own, less `defaults`; offline, the vendored one alone.
     conda.channels = plan.without_defaults.then(|| match local_channel {
         Some(channel) => vec![channel.url.clone()],
@@ -635,7 +525,7 @@ fn fingerprint(
     buildpack: &Buildpack,
     settings: &Settings,
     app: &App,
-    layers: &[Layer],
+    private: &ChannelConfig,
     dependency: &Dependency,
     python: &PythonChoice,
     stager: &Stager,
@@ -646,24 +536,16 @@ fn fingerprint(
     if let Some(environment) = &app.environment {
         inputs.insert(
             environment.file_name.clone(),
-            digest_without_credentials(&environment.bytes),
+            private_channels::digest_without_credentials(&environment.bytes),
         );
     }
     if let Some(explicit) = &app.explicit_spec {
         inputs.insert(
             explicit.file_name.clone(),
-            digest_without_credentials(&explicit.bytes),
+            private_channels::digest_without_credentials(&explicit.bytes),
         );
     }
-    for layer in layers {
-        // What a service or the app's .condarc says, less its credentials: a rotated
-        // password keeps the cached environment.
-        let said = format!("{layer:?}");
-        inputs.insert(
-            layer.source.clone(),
-            cache::sha256_bytes(crate::secrets::without_credentials(&said).as_bytes()),
-        );
-    }
+    private.fingerprint_inputs(&mut inputs);
     if let Some(pip) = pip {
         // What `-r` files add; environment.yml's own lines are in its digest already.
         let read: Vec<String> = pip
@@ -675,7 +557,7 @@ fn fingerprint(
         if !read.is_empty() {
             inputs.insert(
                 "the pip section's -r files".into(),
-                digest_without_credentials(read.join("\n").as_bytes()),
+                private_channels::digest_without_credentials(read.join("\n").as_bytes()),
             );
         }
         if let Some(wheelhouse) = &pip.wheelhouse {
@@ -697,45 +579,6 @@ fn fingerprint(
     }
 }
 
-/// Every text that may hold a channel's or an index's credentials, the first to win for a
-/// host first: the variables, the bound services, the app's .condarc, its environment file.
-fn credential_sources(app: &App, services: &[CondaService], layers: &[Layer]) -> Vec<String> {
-    let mut texts: Vec<String> = [
-        "CONDA_CHANNEL_ALIAS",
-        "CONDA_DEFAULT_CHANNELS",
-        "CONDA_CHANNELS",
-        "PIP_INDEX_URL",
-        "PIP_EXTRA_INDEX_URL",
-    ]
-    .iter()
-    .filter_map(|name| std::env::var(name).ok())
-    .collect();
-    texts.extend(
-        services
-            .iter()
-            .filter_map(|service| service.pip_index_url.clone()),
-    );
-    for layer in layers {
-        texts.extend(layer.channel_alias.iter().cloned());
-        texts.extend(layer.channels.iter().cloned());
-        texts.extend(layer.default_channels.iter().cloned());
-        texts.extend(layer.custom_channels.values().cloned());
-    }
-    if let Some(environment) = &app.environment {
-        texts.push(String::from_utf8_lossy(&environment.bytes).into_owned());
-    }
-    texts
-}
-
-/// The digest of an app file as it reads without the credentials of its URLs: a channel's
-/// rotated password or token is the same environment, and must not cost a rebuild.
-fn digest_without_credentials(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => cache::sha256_bytes(crate::secrets::without_credentials(text).as_bytes()),
-        Err(_) => cache::sha256_bytes(bytes),
-    }
-}
-
 /// `supply` refuses to run without its four arguments being directories it can use.
 pub(crate) fn check_dirs(build_dir: &Path) -> Result<(), Error> {
     if !build_dir.is_dir() {
@@ -748,26 +591,4 @@ pub(crate) fn check_dirs(build_dir: &Path) -> Result<(), Error> {
         });
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_rotated_password_in_environment_yml_keeps_the_digest() {
-        let file = |password: &str| {
-            format!(
-                "channels:\n  - https://u:{password}@mirror/conda-forge\ndependencies: [numpy]\n"
-            )
-        };
-        assert_eq!(
-            digest_without_credentials(file("old").as_bytes()),
-            digest_without_credentials(file("new").as_bytes())
-        );
-        assert_ne!(
-            digest_without_credentials(file("old").as_bytes()),
-            digest_without_credentials(file("old").replace("numpy", "scipy").as_bytes())
-        );
-    }
 }

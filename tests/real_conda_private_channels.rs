@@ -261,3 +261,35 @@ fn the_apps_condarc_ssl_verify_wins_a_pushed_ca_or_false_with_a_warning() {
         .assert_log_contains("ssl_verify: false in the app's .condarc");
     assert_canary_nowhere(CANARY, &staging, &cache);
 }
+
+#[test]
+fn a_bound_services_pip_index_gets_its_credentials_too() {
+    let Some(world) = World::new() else {
+        return;
+    };
+    let conda_mirror = TlsServer::mirror(&world.root, None, "alice", &[CANARY]);
+    let index_root = support::pip_index::build(world.dir.path(), (3, 11));
+    let pip_mirror = TlsServer::mirror(&index_root, None, "alice", &[CANARY]);
+    let app = world.app("pip-index");
+    fs::write(
+        app.join("environment.yml"),
+        "channels: [conda-forge]\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n    - fastcalc==1.0\n",
+    )
+    .unwrap();
+    let vcap = binding(&format!(
+        r#"{{"channel_alias":"{}/channels","pip_index_url":"{}/channels/simple","username":"alice","password":"{CANARY}"}}"#,
+        conda_mirror.url(),
+        pip_mirror.url()
+    ));
+    let cache = world.dir.path().join("pip-index-cache");
+    let options = world.options(&cache, &[("VCAP_SERVICES", &vcap), ("BP_DEBUG", "1")]);
+    let staging = world.push(&app, "pip-index-out", &options);
+    staging.assert_success();
+    let output = launch(
+        &staging.droplet(),
+        "python -c 'import fastcalc; print(fastcalc.answer())'",
+        &[],
+    );
+    assert_eq!(stdout(&output).trim(), "42");
+    assert_canary_nowhere(CANARY, &staging, &cache);
+}
