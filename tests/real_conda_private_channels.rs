@@ -214,6 +214,38 @@ fn a_mirror_signed_by_a_private_ca_stages_with_the_ca_in_cf_system_cert_path_alo
     assert_canary_nowhere(CANARY, &staging, &cache);
 }
 
+/// The issue's goal as one push: a mirror signed by the company's CA and protected by a
+/// password stages with one `cf bind-service` and nothing else (the CA is the platform's, in
+/// `CF_SYSTEM_CERT_PATH`, as Cloud Foundry installs an operator's trusted CAs).
+#[test]
+fn a_private_ca_signed_password_protected_mirror_stages_with_one_binding_and_nothing_else() {
+    let Some(world) = World::new() else {
+        return;
+    };
+    let visible = support::container_visible_dir();
+    let ca = PrivateCa::new(visible.path());
+    let mirror = TlsServer::mirror(&world.root, Some(&ca), "alice", &[CANARY]);
+    let app = world.app("bound-private-ca");
+    let cache = world.dir.path().join("bound-ca-cache");
+    let services = binding(&format!(
+        r#"{{"channel_alias":"{}/channels","username":"alice","password":"{CANARY}"}}"#,
+        mirror.url()
+    ));
+    let options = world.options(
+        &cache,
+        &[
+            ("VCAP_SERVICES", &services),
+            ("CF_SYSTEM_CERT_PATH", &ca.cert_dir.display().to_string()),
+        ],
+    );
+    let staging = world.push(&app, "bound-ca", &options);
+    staging
+        .assert_success()
+        .assert_log_contains("from the service conda-mirror (tagged conda)");
+    assert_eq!(numpy_version(&staging), "2.2.6");
+    assert_canary_nowhere(CANARY, &staging, &cache);
+}
+
 #[test]
 fn the_apps_condarc_ssl_verify_wins_a_pushed_ca_or_false_with_a_warning() {
     let Some(world) = World::new() else {
