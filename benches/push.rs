@@ -235,7 +235,10 @@ fn main() {
         ours_cache_bytes as f64 / environment_bytes as f64,
         0.65,
     );
-    conda_forge_size(dir.path(), &peer_supply_zip(dir.path(), world));
+    // `-- --small-channel-only`: the figures above alone.
+    if !std::env::args().any(|arg| arg == "--small-channel-only") {
+        conda_forge_size(dir.path(), &peer_supply_zip(dir.path(), world));
+    }
 }
 
 fn peer_supply_zip(into: &Path, world: &Path) -> std::path::PathBuf {
