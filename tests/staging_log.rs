@@ -158,10 +158,11 @@ fn a_solver_killed_for_memory_is_explained_and_was_warned_about() {
     assert!(warning < error, "the warning comes first");
     staging
         .assert_clean_log()
-        .assert_log_contains("conda was killed, most likely for running out of memory")
-        .assert_log_contains("signal 9 (SIGKILL)")
-        .assert_log_contains("Staging had 128 MB of memory")
-        .assert_log_contains("cf push -m 2G");
+        .assert_log_contains("conda ran out of memory while solving")
+        .assert_log_contains("signal 9 (SIGKILL)) with the rattler solver.")
+        .assert_log_contains("against the staging's MEMORY_LIMIT 128 MB")
+        .assert_log_contains("`cf push APP -m 2G`, or `cf scale APP -m 2G` then `cf restage APP`")
+        .assert_log_contains("spec-file.txt");
 }
 
 fn walk(root: &std::path::Path) -> Vec<String> {
