@@ -132,7 +132,10 @@ fn render<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
                 continue;
             };
             let Some(host) = host_of(url) else { continue };
-            let (user, password) = (decode(user), decode(password));
+            let (user, password) = (
+                crate::secrets::percent_decode(user),
+                crate::secrets::percent_decode(password),
+            );
             // netrc's words end at white space; a quote would need escapes Python's reader
             // does not share with every other.
             let plain = |word: &str| {
@@ -163,25 +166,6 @@ fn host_of(url: &str) -> Option<String> {
         host_port.split(':').next().unwrap_or(host_port)
     };
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' && index + 2 < bytes.len() {
-            let digits = std::str::from_utf8(&bytes[index + 1..index + 3]).unwrap_or("");
-            if let Ok(byte) = u8::from_str_radix(digits, 16) {
-                out.push(byte);
-                index += 3;
-                continue;
-            }
-        }
-        out.push(bytes[index]);
-        index += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -203,12 +203,13 @@ fn percent_encode(text: &str) -> String {
     out
 }
 
-fn percent_decode(text: &str) -> String {
+/// `%XX` escapes decoded, as a URL's user and password are written.
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while index < bytes.len() {
-        if bytes[index] == b'%' && index + 2 < bytes.len() {
+        if bytes[index] == b'%' && index + 3 <= bytes.len() {
             let digits = std::str::from_utf8(&bytes[index + 1..index + 3]).unwrap_or("");
             if let Ok(byte) = u8::from_str_radix(digits, 16) {
                 out.push(byte);
@@ -225,6 +226,12 @@ fn percent_decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trailing_escape_is_decoded() {
+        assert_eq!(percent_decode("p%40ss%21"), "p@ss!");
+        assert_eq!(percent_decode("100%"), "100%");
+    }
 
     #[test]
     fn a_url_names_its_credentials_in_every_shape() {
