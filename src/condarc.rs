@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::{Mapping, Value};
@@ -340,13 +339,7 @@ pub(crate) fn write_staging(home: &Path, layers: &[Layer]) -> io::Result<Option<
     }
     let path = home.join(".condarc");
     let text = serde_yaml_ng::to_string(&Value::Mapping(mapping)).map_err(io::Error::other)?;
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)?;
-    io::Write::write_all(&mut file, text.as_bytes())?;
+    crate::fsutil::write_owner_only(&path, text.as_bytes())?;
     Ok(Some(StagingCondarc { path }))
 }
 

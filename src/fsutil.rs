@@ -299,6 +299,19 @@ where
     results.into_iter().map(|(_, result)| result).collect()
 }
 
+/// Writes a file only its owner can read (a staging `.condarc` or `.netrc` holding
+/// credentials), replacing what was there.
+pub(crate) fn write_owner_only(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

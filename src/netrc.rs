@@ -41,13 +41,7 @@ pub(crate) fn write<'a>(
         return Ok(None);
     }
     let path = home.join(".netrc");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)?;
-    io::Write::write_all(&mut file, text.as_bytes())?;
+    crate::fsutil::write_owner_only(&path, text.as_bytes())?;
     Ok(Some(StagingNetrc { path }))
 }
 

@@ -191,7 +191,8 @@ pub(crate) fn map_urls(text: &str, change: impl Fn(&str) -> String) -> String {
     out
 }
 
-fn percent_encode(text: &str) -> String {
+/// What a URL's userinfo cannot hold as is, percent-encoded.
+pub(crate) fn percent_encode(text: &str) -> String {
     let mut out = String::new();
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {

@@ -187,9 +187,11 @@ fn service(instance: &Map<String, Value>) -> Result<CondaService, ServiceError> 
         problem,
     };
     let userinfo = match (&username, &password, &token) {
-        (Some(user), Some(password), None) => {
-            Some(format!("{}:{}", encode(user), encode(password)))
-        }
+        (Some(user), Some(password), None) => Some(format!(
+            "{}:{}",
+            crate::secrets::percent_encode(user),
+            crate::secrets::percent_encode(password)
+        )),
         (None, None, _) => None,
         (Some(_), None, _) => return Err(incomplete("a `username` but no `password`")),
         (None, Some(_), _) => return Err(incomplete("a `password` but no `username`")),
@@ -265,19 +267,6 @@ fn authenticated(url: &str, userinfo: Option<&str>, token: Option<&str>) -> Stri
         );
     }
     url.to_string()
-}
-
-/// Percent-encodes what a URL's userinfo cannot hold as is.
-fn encode(text: &str) -> String {
-    let mut out = String::new();
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 fn check_conflicts(services: &[CondaService]) -> Result<(), ServiceError> {
