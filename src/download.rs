@@ -84,6 +84,9 @@ fn stall_timeout() -> Duration {
 pub(crate) enum Checksum<'a> {
     Sha256(&'a str),
     Md5(&'a str),
+    /// An `@EXPLICIT` line written without `--md5`: nothing to check against, as conda itself
+    /// installs it.
+    Unchecked,
 }
 
 /// Downloads `url` to `target`, verifying `sha256`. The file appears at `target` only once
@@ -369,6 +372,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 enum Hasher<'a> {
     Sha256(Sha256, &'a str),
     Md5(md5::Md5, &'a str),
+    Unchecked,
 }
 
 impl<'a> Hasher<'a> {
@@ -376,6 +380,7 @@ impl<'a> Hasher<'a> {
         match checksum {
             Checksum::Sha256(expected) => Self::Sha256(Sha256::new(), expected),
             Checksum::Md5(expected) => Self::Md5(md5::Md5::new(), expected),
+            Checksum::Unchecked => Self::Unchecked,
         }
     }
 
@@ -383,6 +388,7 @@ impl<'a> Hasher<'a> {
         match self {
             Self::Sha256(hasher, _) => hasher.update(bytes),
             Self::Md5(hasher, _) => hasher.update(bytes),
+            Self::Unchecked => {}
         }
     }
 
@@ -390,6 +396,7 @@ impl<'a> Hasher<'a> {
         let (algorithm, actual, expected) = match self {
             Self::Sha256(hasher, expected) => ("sha256", hex(&hasher.finalize()), expected),
             Self::Md5(hasher, expected) => ("md5", hex(&hasher.finalize()), expected),
+            Self::Unchecked => return Ok(()),
         };
         if actual.eq_ignore_ascii_case(expected) {
             Ok(())

@@ -76,8 +76,6 @@ pub(crate) enum EnvironmentError {
         /// The most memory conda and its children held.
         peak_memory_kib: Option<u64>,
     },
-    #[error("{spec_file} names {package}, which is not in vendor/")]
-    NotVendored { spec_file: String, package: String },
     #[error("cannot write {path}: {source}")]
     Io {
         path: PathBuf,
@@ -134,37 +132,14 @@ pub(crate) fn plan(
     pip: Option<&PipSection>,
     add_pip: bool,
 ) -> Result<Plan, EnvironmentError> {
-    if let Some(explicit) = &app.explicit_spec {
-        let count = explicit.urls.len();
-        let file =
-            match local_channel {
-                None => build_dir.join(&explicit.file_name),
-                Some(channel) => {
-                    let mut text = String::from("@EXPLICIT\n");
-                    for url in &explicit.urls {
-                        let (location, fragment) = url
-                            .split_once('#')
-                            .map_or((url.as_str(), None), |(l, f)| (l, Some(f)));
-                        let name = location.rsplit('/').next().unwrap_or(location);
-                        let local = channel.files.get(name).ok_or_else(|| {
-                            EnvironmentError::NotVendored {
-                                spec_file: explicit.file_name.clone(),
-                                package: name.to_string(),
-                            }
-                        })?;
-                        text.push_str(local);
-                        if let Some(fragment) = fragment {
-                            text.push('#');
-                            text.push_str(fragment);
-                        }
-                        text.push('\n');
-                    }
-                    write_scratch(scratch, "spec-file.txt", &text)?
-                }
-            };
+    // A lockfile: the buildpack fetches and checks its packages and writes this file of them
+    // once it knows what the last environment already has (`locked::prepare`).
+    if let Some(lock) = &app.lock {
         return Ok(Plan {
-            recipe: Recipe::Explicit { file },
-            summary: format!("{count} packages from {} (no solve)", explicit.file_name),
+            recipe: Recipe::Explicit {
+                file: scratch.join("locked-explicit.txt"),
+            },
+            summary: format!("{} (no solve)", lock.describe()),
             without_defaults: false,
         });
     }
@@ -354,6 +329,15 @@ pub(crate) fn build(
                 .args(["env", "create", "-p"])
                 .arg(prefix)
                 .arg("-f")
+                .arg(file);
+        }
+        // The prefix holds the last environment, less what the lock dropped: conda replaces
+        // what changed and adds what is new.
+        Recipe::Explicit { file } if update => {
+            command
+                .args(["install", "-p"])
+                .arg(prefix)
+                .arg("--file")
                 .arg(file);
         }
         Recipe::Explicit { file } => {

@@ -21,7 +21,9 @@ use crate::stager::StagerError;
 use crate::vendor::VendorError;
 
 mod config;
+mod lockfile;
 use config::{condarc_message, services_message};
+use lockfile::{lock_message, locked_message};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
@@ -52,6 +54,8 @@ pub(crate) enum Error {
     Services(#[from] ServiceError),
     #[error(transparent)]
     Condarc(#[from] CondarcError),
+    #[error(transparent)]
+    Locked(#[from] crate::locked::LockedError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -124,6 +128,7 @@ pub(crate) fn message(error: &Error) -> Message {
         Error::App(app) => app_message(app),
         Error::Services(services) => services_message(services),
         Error::Condarc(condarc) => condarc_message(condarc),
+        Error::Locked(locked) => locked_message(locked),
         Error::PythonVersion(PythonVersionError::InvalidSpec { file, spec, reason }) => {
             Message::new(
                 format!("{file}: `{spec}` is not a valid Python spec"),
@@ -292,8 +297,8 @@ fn app_message(error: &AppError) -> Message {
         ),
         AppError::NothingToInstall => Message::new(
             "The app has no environment.yml",
-            vec!["The conda buildpack installs what environment.yml (or an @EXPLICIT spec-file.txt) names, and this app has neither.".into()],
-            "Add an environment.yml at the root of the app (`conda env export --from-history > environment.yml`), or choose another buildpack with `cf push -b`.",
+            vec!["The conda buildpack installs what environment.yml or a lockfile (pixi.lock, conda-lock.yml, conda-linux-64.lock, an @EXPLICIT spec-file.txt or explicit.txt) names, and this app has none of them.".into()],
+            "Add an environment.yml at the root of the app (`conda env export --from-history > environment.yml`) or a lockfile (`pixi lock`, `conda-lock -p linux-64`), or choose another buildpack with `cf push -b`.",
         ),
         AppError::InvalidYaml {
             file,
@@ -340,13 +345,7 @@ fn app_message(error: &AppError) -> Message {
             vec![format!("{reason} (found `{content}`)")],
             "Write one line such as `python-3.11.9`, `python-3.11.x` or `python-2.7.18`, or delete runtime.txt and name python in environment.yml.",
         ),
-        AppError::InvalidExplicitSpec { file, reason } => Message::new(
-            format!("{file} is not an @EXPLICIT spec file"),
-            vec![reason.clone()],
-            format!(
-                "Write it with `conda list --explicit --md5 > {file}` in the environment you want."
-            ),
-        ),
+        AppError::Lock(lock) => lock_message(lock),
         AppError::UnsupportedStack { stack } => Message::new(
             format!("This buildpack does not support the stack {stack}"),
             vec![format!(
@@ -623,13 +622,6 @@ pub(crate) fn manifest_update_message(error: &UpdateError) -> Message {
 
 fn environment_message(error: &EnvironmentError) -> Message {
     match error {
-        EnvironmentError::NotVendored { spec_file, package } => Message::new(
-            format!("{package} is not in vendor/"),
-            vec![format!(
-                "{spec_file} names {package}, and the app installs offline from vendor/, which does not have it."
-            )],
-            "Run `conda-buildpack vendor APP_DIR` on your machine to download every package of the spec into vendor/, and push again.",
-        ),
         EnvironmentError::Io { path, source } => Message::new(
             "The conda environment could not be prepared",
             vec![format!("{}: {source}", path.display())],

@@ -21,6 +21,7 @@ mod finalize;
 mod fsutil;
 mod installer;
 mod lifecycle;
+mod locked;
 mod log;
 mod manifest;
 mod manifest_update;
@@ -65,7 +66,8 @@ pub mod fuzzing {
                     spec,
                 }),
                 runtime_txt: None,
-                explicit_spec: None,
+                lock: None,
+                passed_over: Vec::new(),
                 vendor_dir: None,
             };
             if let Ok(decision) = crate::python_version::decide(&app) {
@@ -90,7 +92,37 @@ pub mod fuzzing {
 
     /// An `@EXPLICIT` spec file.
     pub fn explicit_spec(bytes: &[u8]) {
-        let _ = crate::app::parse_explicit_spec("spec-file.txt", bytes.to_vec());
+        lockfile(
+            bytes,
+            "spec-file.txt",
+            crate::app::lockfile::Format::Explicit,
+        );
+    }
+
+    /// A `pixi.lock`, read for its `default` environment and for one named in
+    /// `BP_PIXI_ENVIRONMENT`.
+    pub fn pixi_lock(bytes: &[u8]) {
+        lockfile(bytes, "pixi.lock", crate::app::lockfile::Format::Pixi);
+    }
+
+    /// A `conda-lock.yml`.
+    pub fn conda_lock_yml(bytes: &[u8]) {
+        lockfile(
+            bytes,
+            "conda-lock.yml",
+            crate::app::lockfile::Format::CondaLock,
+        );
+    }
+
+    fn lockfile(bytes: &[u8], name: &str, format: crate::app::lockfile::Format) {
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return;
+        };
+        for environment in [None, Some("test")] {
+            if let Ok(lock) = crate::app::lockfile::parse(name, format, text, environment) {
+                let _ = (lock.content(), lock.describe(), lock.explicit_lines());
+            }
+        }
     }
 
     /// A conda package archive (`.tar.bz2` when `conda` is false, `.conda` otherwise), written

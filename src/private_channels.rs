@@ -37,14 +37,11 @@ impl ChannelConfig {
         let services = services::from_env()?;
         // A channel or index URL in the app's files may carry credentials: conda and pip may
         // print them in forms the URL redaction does not recognise.
-        for file in [
-            app.environment.as_ref().map(|file| &file.bytes),
-            app.explicit_spec.as_ref().map(|file| &file.bytes),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            secrets::register_urls_in(&String::from_utf8_lossy(file));
+        if let Some(file) = &app.environment {
+            secrets::register_urls_in(&String::from_utf8_lossy(&file.bytes));
+        }
+        if let Some(lock) = &app.lock {
+            secrets::register_urls_in(&lock.content());
         }
         let app_condarc = condarc::read_app(build_dir)?;
         if let Some((_, ignored)) = app_condarc

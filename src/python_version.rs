@@ -25,7 +25,7 @@ pub(crate) enum PythonVersionError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Source {
     EnvironmentFile(String),
-    ExplicitSpec(String),
+    Lockfile(String),
     RuntimeTxt,
     Default,
 }
@@ -33,7 +33,7 @@ pub(crate) enum Source {
 impl fmt::Display for Source {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::EnvironmentFile(file) | Self::ExplicitSpec(file) => {
+            Self::EnvironmentFile(file) | Self::Lockfile(file) => {
                 write!(formatter, "from {file}")
             }
             Self::RuntimeTxt => write!(formatter, "from runtime.txt"),
@@ -73,14 +73,17 @@ pub(crate) struct Decision {
 }
 
 pub(crate) fn decide(app: &App) -> Result<Decision, PythonVersionError> {
-    let from_environment = match &app.explicit_spec {
-        Some(explicit) => explicit_python(explicit).map(|(version, written)| {
+    let from_environment = match &app.lock {
+        Some(lock) => locked_python(lock).map(|(version, written)| {
             let major = major_of(&version).unwrap_or(3);
+            // The lock's exact version: runtime.txt must allow it.
+            let exact =
+                MatchSpec::from_str(&format!("python =={version}"), ParseStrictness::Lenient).ok();
             (
                 major,
                 written,
-                Source::ExplicitSpec(explicit.file_name.clone()),
-                None,
+                Source::Lockfile(lock.file_name.clone()),
+                exact,
             )
         }),
         None => None,
@@ -117,13 +120,11 @@ pub(crate) fn decide(app: &App) -> Result<Decision, PythonVersionError> {
                          Remove runtime.txt or make the two agree.",
                         runtime.written,
                         match &source {
-                            Source::EnvironmentFile(file) | Source::ExplicitSpec(file) =>
-                                file.as_str(),
+                            Source::EnvironmentFile(file) | Source::Lockfile(file) => file.as_str(),
                             _ => "the environment",
                         },
                         match &source {
-                            Source::EnvironmentFile(file) | Source::ExplicitSpec(file) =>
-                                file.as_str(),
+                            Source::EnvironmentFile(file) | Source::Lockfile(file) => file.as_str(),
                             _ => "it",
                         }
                     )
@@ -302,28 +303,18 @@ fn runtime_satisfies(spec: &MatchSpec, runtime: &RuntimeTxt) -> bool {
         .any(|version| version_spec.matches(&version))
 }
 
-/// The python package of an explicit spec: `.../python-2.7.18-h15b4118_1.tar.bz2`.
-fn explicit_python(explicit: &crate::app::ExplicitSpec) -> Option<(Version, String)> {
-    explicit.urls.iter().find_map(|url| {
-        let file = url.split('#').next()?.rsplit('/').next()?;
-        let stem = file
-            .strip_suffix(".tar.bz2")
-            .or_else(|| file.strip_suffix(".conda"))?;
-        let mut parts = stem.rsplitn(3, '-');
-        let _build = parts.next()?;
-        let version = parts.next()?;
-        let name = parts.next()?;
-        (name == "python")
-            .then(|| Version::from_str(version).ok())
-            .flatten()
-            .map(|parsed| (parsed, format!("python {version}")))
-    })
+/// The locked python package: `.../python-2.7.18-h15b4118_1.tar.bz2`.
+fn locked_python(lock: &crate::app::lockfile::Lock) -> Option<(Version, String)> {
+    let python = lock.python()?;
+    Version::from_str(&python.version)
+        .ok()
+        .map(|parsed| (parsed, format!("python {}", python.version)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::{EnvironmentFile, parse_environment, parse_explicit_spec, parse_runtime_txt};
+    use crate::app::{EnvironmentFile, parse_environment, parse_runtime_txt};
 
     fn app(environment: Option<&str>, runtime: Option<&str>) -> App {
         App {
@@ -333,7 +324,8 @@ mod tests {
                 spec: parse_environment("environment.yml", text).unwrap(),
             }),
             runtime_txt: runtime.map(|text| parse_runtime_txt(text).unwrap()),
-            explicit_spec: None,
+            lock: None,
+            passed_over: Vec::new(),
             vendor_dir: None,
         }
     }
@@ -442,11 +434,12 @@ mod tests {
     #[test]
     fn the_explicit_spec_names_python_by_its_package() {
         let mut with_spec = app(None, Some("python-3.11.9"));
-        with_spec.explicit_spec = Some(
-            parse_explicit_spec(
+        with_spec.lock = Some(
+            crate::app::lockfile::parse(
                 "spec-file.txt",
-                b"@EXPLICIT\nhttps://repo/main/linux-64/python-2.7.18-h15b4118_1.tar.bz2#0a1b\n"
-                    .to_vec(),
+                crate::app::lockfile::Format::Explicit,
+                "@EXPLICIT\nhttps://repo/main/linux-64/python-2.7.18-h15b4118_1.tar.bz2\n",
+                None,
             )
             .unwrap(),
         );

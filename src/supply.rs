@@ -16,6 +16,7 @@ use crate::environment;
 use crate::errors::Error;
 use crate::fsutil;
 use crate::installer::{self, Scratch};
+use crate::locked;
 use crate::log;
 use crate::manifest::{self, Dependency};
 use crate::pip;
@@ -46,6 +47,9 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
     let app = App::read(&stager.build_dir)?;
     for warning in app.warnings() {
         log::warning(warning);
+    }
+    if let Some(line) = app.source_line() {
+        log::detail(&line);
     }
     let private = ChannelConfig::read(&stager.build_dir, &app)?;
     let decision = python_version::decide(&app)?;
@@ -125,7 +129,7 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
             reasons,
             can_update,
         } => {
-            update = can_update && app.explicit_spec.is_none();
+            update = can_update;
             log::step(&format!(
                 "{} cached environment: {}",
                 if update { "Updating the" } else { "Discarding" },
@@ -322,7 +326,8 @@ fn build(
         pkgs_dir: cache.pkgs_dir(),
         pip_cache_dir: cache.pip_dir(),
         scratch: &scratch,
-        offline: local_channel.is_some(),
+        // Locked packages are fetched and checked by the buildpack: conda reads only files.
+        offline: local_channel.is_some() || app.lock.is_some(),
         pip_find_links: pip
             .and_then(|pip| pip.wheelhouse.as_ref())
             .map(|wheelhouse| wheelhouse.dir.clone()),
@@ -330,8 +335,8 @@ fn build(
         solver: None,
         channels: None,
     };
-    // An explicit spec installs with no solve.
-    let solver = match app.explicit_spec {
+    // A lockfile installs with no solve.
+    let solver = match app.lock {
         None => choose_solver(&conda, &base, dependency, &private.layers)?,
         Some(_) => None,
     };
@@ -414,6 +419,50 @@ fn build(
             )),
         }
     }
+    if updating && app.lock.is_none() {
+        let lines = pip.map_or(&[][..], |pip| pip.lines.as_slice());
+        let dropped = pip::installed::dropped(&build_prefix, lines);
+        if !dropped.is_empty() {
+            // `conda env update` leaves pip's packages alone: only a new environment loses them
+            // and what they alone needed.
+            log::detail(&format!(
+                "The pip section no longer names {}: building the environment from nothing so \
+                 that {} and what only {} needed are gone",
+                dropped.join(", "),
+                if dropped.len() == 1 { "it" } else { "they" },
+                if dropped.len() == 1 { "it" } else { "they" }
+            ));
+            fsutil::remove_if_exists(&build_prefix).map_err(Error::io(&build_prefix))?;
+            updating = false;
+        }
+    }
+    if let (Some(lock), environment::Recipe::Explicit { file }) = (&app.lock, &plan.recipe) {
+        let prepared = locked::prepare(
+            &locked::Staging {
+                lock,
+                conda: &conda,
+                prefix: &build_prefix,
+                vendored: vendored.zip(local_channel),
+                dir: &work.join("locked"),
+                explicit_file: file,
+            },
+            updating,
+            summary,
+        )?;
+        updating = prepared.updating;
+        if prepared.nothing_to_install {
+            summary.record("building the environment", std::time::Duration::ZERO);
+            return finish(
+                stager,
+                settings,
+                &build_prefix,
+                summary,
+                Some(lock),
+                &conda,
+                &scratch,
+            );
+        }
+    }
     #[allow(clippy::result_large_err)] // conda's failure, once per staging at most
     let build_with = |update: bool| {
         environment::build(
@@ -445,7 +494,49 @@ fn build(
     };
     summary.record("building the environment", built.duration);
     summary.conda_peak_memory_kib = built.peak_memory_kib;
+    finish(
+        stager,
+        settings,
+        &build_prefix,
+        summary,
+        app.lock.as_ref(),
+        &conda,
+        &scratch,
+    )
+}
 
+/// After conda: the lock's PyPI packages, relocation to the run-time path, slimming.
+fn finish(
+    stager: &Stager,
+    settings: &Settings,
+    build_prefix: &Path,
+    summary: &mut Summary,
+    lock: Option<&crate::app::lockfile::Lock>,
+    conda: &Conda<'_>,
+    scratch: &Scratch,
+) -> Result<(), Error> {
+    if let Some(lock) = lock {
+        let dropped = locked::difference(lock, build_prefix)
+            .ok()
+            .flatten()
+            .map(|difference| difference.pip_remove)
+            .unwrap_or_default();
+        if !dropped.is_empty() {
+            log::detail(&format!(
+                "Uninstalling PyPI packages {} no longer locks: {}",
+                lock.file_name,
+                dropped.join(", ")
+            ));
+        }
+        if !dropped.is_empty() || !lock.pypi.is_empty() {
+            summary.time("installing the locked PyPI packages", || {
+                locked::pip(conda, lock, build_prefix, &dropped, &scratch.tmp)
+            })?;
+        }
+    }
+    let build_prefix = build_prefix.to_path_buf();
+    let env_dir = stager.env_dir();
+    let runtime_dir = stager.runtime_env_dir();
     let relocation = summary.time("relocating", || {
         relocate::relocate(
             &build_prefix,
@@ -498,6 +589,17 @@ pub(crate) struct PipInputs {
 }
 
 fn read_pip(app: &App, build_dir: &Path) -> Result<Option<PipInputs>, Error> {
+    let wheelhouse = || match &app.vendor_dir {
+        Some(vendor_dir) => pip::wheelhouse::scan(vendor_dir),
+        None => Ok(None),
+    };
+    // A lock names its PyPI files itself; vendor/pip/ is where they are offline.
+    if app.lock.as_ref().is_some_and(|lock| !lock.pypi.is_empty()) {
+        return Ok(Some(PipInputs {
+            lines: Vec::new(),
+            wheelhouse: wheelhouse()?,
+        }));
+    }
     let Some(environment) = &app.environment else {
         return Ok(None);
     };
@@ -513,11 +615,10 @@ fn read_pip(app: &App, build_dir: &Path) -> Result<Option<PipInputs>, Error> {
     for line in &lines {
         crate::secrets::register_urls_in(&line.text);
     }
-    let wheelhouse = match &app.vendor_dir {
-        Some(vendor_dir) => pip::wheelhouse::scan(vendor_dir)?,
-        None => None,
-    };
-    Ok(Some(PipInputs { lines, wheelhouse }))
+    Ok(Some(PipInputs {
+        lines,
+        wheelhouse: wheelhouse()?,
+    }))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -539,10 +640,12 @@ fn fingerprint(
             private_channels::digest_without_credentials(&environment.bytes),
         );
     }
-    if let Some(explicit) = &app.explicit_spec {
+    // The lock's linux-64 content: another platform's packages or a reordering change
+    // nothing that is installed here.
+    if let Some(lock) = &app.lock {
         inputs.insert(
-            explicit.file_name.clone(),
-            private_channels::digest_without_credentials(&explicit.bytes),
+            lock.file_name.clone(),
+            private_channels::digest_without_credentials(lock.content().as_bytes()),
         );
     }
     private.fingerprint_inputs(&mut inputs);

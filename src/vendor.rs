@@ -279,7 +279,9 @@ pub(crate) const STACKS_FILE: &str = "stacks.txt";
 pub(crate) enum VendorCommandError {
     #[error("{0}")]
     App(#[from] crate::app::AppError),
-    #[error("{0} has neither environment.yml nor spec-file.txt")]
+    #[error(
+        "{0} has no environment.yml and no lockfile (pixi.lock, conda-lock.yml, spec-file.txt...)"
+    )]
     NotCondaApp(PathBuf),
     #[error(
         "no conda found: pass --conda PATH, set CONDA_EXE, or put conda on PATH (install Miniconda or Miniforge)"
@@ -373,8 +375,19 @@ fn vendor_into(
     // A pip line vendoring cannot serve fails before the (long) solve.
     let pip_lines = pip_lines(app, app_dir)?;
     crate::pip::fetch::refuse_direct(&pip_lines)?;
-    let (urls, prefix) = match &app.explicit_spec {
-        Some(explicit) => (explicit.urls.clone(), None),
+    // A lock needs no solve: its own URLs (through the operator's mirror), as staging fetches.
+    let (urls, prefix) = match &app.lock {
+        Some(lock) => (
+            lock.conda
+                .iter()
+                .map(|package| {
+                    crate::locked::mirrored(&package.explicit_line(), |name| {
+                        std::env::var(name).ok()
+                    })
+                })
+                .collect(),
+            None,
+        ),
         None => solve(args, app, app_dir, target, scratch)?,
     };
     let vendor_dir = app_dir.join(crate::app::VENDOR_DIR);
@@ -457,7 +470,51 @@ fn vendor_into(
             String::new()
         }
     );
-    vendor_pip(args, &pip_lines, prefix.as_deref(), target, scratch)
+    match &app.lock {
+        Some(lock) => vendor_locked_pypi(app_dir, lock, scratch),
+        None => vendor_pip(args, &pip_lines, prefix.as_deref(), target, scratch),
+    }
+}
+
+/// A lock's PyPI packages into `vendor/pip/`: exactly the locked files, each checked against
+/// its hash; nothing is resolved.
+fn vendor_locked_pypi(
+    app_dir: &Path,
+    lock: &crate::app::lockfile::Lock,
+    scratch: &Path,
+) -> Result<(), VendorCommandError> {
+    let mut fetched = BTreeMap::new();
+    let mut sources = BTreeMap::new();
+    for package in &lock.pypi {
+        let url = crate::locked::mirrored(&package.url, |name| std::env::var(name).ok());
+        let target = scratch.join("locked-pypi").join(package.file_name());
+        let checksum = package
+            .sha256
+            .as_deref()
+            .map_or(Checksum::Unchecked, Checksum::Sha256);
+        eprintln!("Download [{}]", crate::log::redact_url(&url));
+        download::fetch_checked(&url, checksum, &target, Progress::Lines)?;
+        fetched.insert(package.file_name().to_string(), target);
+        sources.insert(
+            package.file_name().to_string(),
+            crate::log::redact_url(&url),
+        );
+    }
+    let synced = crate::pip::fetch::sync(app_dir, &fetched, &sources)?;
+    if !lock.pypi.is_empty() || synced.removed > 0 {
+        println!(
+            "Vendored {} locked PyPI file{} ({}){}",
+            synced.files,
+            if synced.files == 1 { "" } else { "s" },
+            crate::log::format_size(synced.bytes),
+            if synced.removed > 0 {
+                format!("; removed {} no longer needed", synced.removed)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
 }
 
 fn pip_lines(
@@ -562,6 +619,7 @@ fn matches_checksum(path: &Path, checksum: Checksum<'_>) -> bool {
     match checksum {
         Checksum::Sha256(expected) => archive.sha256.eq_ignore_ascii_case(expected),
         Checksum::Md5(expected) => archive.md5.eq_ignore_ascii_case(expected),
+        Checksum::Unchecked => true,
     }
 }
 

@@ -108,3 +108,47 @@ fn pip_requirements_are_installed_into_the_environment_and_run_relocated() {
         .assert_log_contains("pip failed to install the app's pip requirements")
         .assert_log_contains("tinywheel==9.9");
 }
+
+#[test]
+fn a_package_dropped_from_the_pip_section_is_gone_after_the_next_push() {
+    if fixtures().info["skipped"].to_string().contains("pip") {
+        eprintln!("this machine's python has no pip for the fixture channel; nothing to test");
+        return;
+    }
+    let dir = scratch();
+    let server = Server::start(&fixtures().dir);
+    let zip = package(&server, dir.path(), &Packaging::default());
+    let app = app("pip-requirements", dir.path());
+    let visible = support::container_visible_dir();
+    let wheels = wheelhouse(visible.path());
+    let options = StageOptions::with_channels(&server)
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", &wheels.display().to_string())
+        .cache(&dir.path().join("cache"));
+    stage(&app, &[&zip], &options, &dir.path().join("first")).assert_success();
+    let with_pip = fs::read_to_string(app.join("environment.yml")).unwrap();
+    // The developer drops the pip section and adds a conda package.
+    let without: String = with_pip
+        .lines()
+        .filter(|line| !line.contains("pip:") && !line.contains("tinywheel"))
+        .chain(["  - click"])
+        .map(|line| format!("{line}\n"))
+        .collect();
+    fs::write(app.join("environment.yml"), without).unwrap();
+    let second = stage(&app, &[&zip], &options, &dir.path().join("second"));
+    second
+        .assert_success()
+        .assert_clean_log()
+        .assert_log_contains("Updating the cached environment: environment.yml changed")
+        .assert_log_contains(
+            "The pip section no longer names tinywheel: building the environment from nothing",
+        );
+    let run = launch(
+        &second.droplet(),
+        "python -c 'import tinywheel' 2>&1; command -v tinywheel-hello || echo gone",
+        &[],
+    );
+    let output = stdout(&run);
+    assert!(output.contains("No module named 'tinywheel'"), "{output}");
+    assert!(output.contains("gone"), "{output}");
+}

@@ -1,6 +1,8 @@
-//! What the app asks for: its `environment.yml`, `runtime.txt`, an `@EXPLICIT` spec file,
+//! What the app asks for: its `environment.yml` or a lockfile (`lockfile/`), `runtime.txt`,
 //! vendored packages, and the `BP_` settings set with `cf set-env`. Everything a user writes is
 //! read here, once, with limits and with messages that point at the line to fix.
+
+pub(crate) mod lockfile;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -11,8 +13,6 @@ use serde_yaml_ng::Value;
 
 /// The environment file names conda accepts, in the order we look for them.
 pub(crate) const ENVIRONMENT_FILES: [&str; 2] = ["environment.yml", "environment.yaml"];
-/// The file `conda list --explicit > spec-file.txt` writes, as conda's documentation names it.
-pub(crate) const EXPLICIT_SPEC_FILE: &str = "spec-file.txt";
 pub(crate) const RUNTIME_TXT: &str = "runtime.txt";
 pub(crate) const VENDOR_DIR: &str = "vendor";
 
@@ -37,8 +37,10 @@ pub(crate) enum AppError {
     LinkOutsideApp { file: String, target: String },
     #[error("{file} is a link to {target}, which does not exist")]
     BrokenLink { file: String, target: String },
-    #[error("the app has neither environment.yml nor spec-file.txt")]
+    #[error("the app has no environment.yml and no lockfile")]
     NothingToInstall,
+    #[error("{0}")]
+    Lock(#[from] lockfile::LockError),
     #[error("{file} is not valid YAML: {reason}")]
     InvalidYaml {
         file: String,
@@ -57,8 +59,6 @@ pub(crate) enum AppError {
     },
     #[error("runtime.txt: {reason}")]
     InvalidRuntimeTxt { content: String, reason: String },
-    #[error("{file}: {reason}")]
-    InvalidExplicitSpec { file: String, reason: String },
     #[error("CF_STACK={stack} is not a stack this buildpack supports")]
     UnsupportedStack { stack: String },
     #[error("{variable}={value}: {reason}")]
@@ -131,19 +131,14 @@ pub(crate) struct RuntimeTxt {
     pub(crate) is_line: bool,
 }
 
-/// An `@EXPLICIT` spec file: exact package URLs, installed with no solve.
-#[derive(Debug, Clone)]
-pub(crate) struct ExplicitSpec {
-    pub(crate) file_name: String,
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) urls: Vec<String>,
-}
-
 #[derive(Debug, Clone)]
 pub(crate) struct App {
     pub(crate) environment: Option<EnvironmentFile>,
     pub(crate) runtime_txt: Option<RuntimeTxt>,
-    pub(crate) explicit_spec: Option<ExplicitSpec>,
+    /// The lockfile staging installs from, when the app has one: it wins over environment.yml.
+    pub(crate) lock: Option<lockfile::Lock>,
+    /// The other files the app has that could have been installed from, for the log.
+    pub(crate) passed_over: Vec<String>,
     /// `vendor/`, when it holds conda packages.
     pub(crate) vendor_dir: Option<PathBuf>,
 }
@@ -157,22 +152,40 @@ impl App {
     }
 
     pub(crate) fn read(build_dir: &Path) -> Result<Self, AppError> {
-        let environment = match find_environment_file(build_dir) {
-            Some(path) => Some(read_environment_file(build_dir, &path)?),
-            None => None,
+        let environment_file = find_environment_file(build_dir);
+        let mut candidates = lockfile::LOCK_FILES
+            .iter()
+            .filter(|(name, _)| present(&build_dir.join(name)))
+            .map(|(name, format)| (*name, Some(*format)))
+            .chain(
+                environment_file
+                    .iter()
+                    .filter_map(|path| path.file_name()?.to_str())
+                    .map(|name| (name, None)),
+            );
+        let chosen = candidates.next();
+        let passed_over = candidates.map(|(name, _)| name.to_string()).collect();
+        let (environment, lock) = match chosen {
+            None => return Err(AppError::NothingToInstall),
+            Some((name, None)) => (
+                Some(read_environment_file(build_dir, &build_dir.join(name))?),
+                None,
+            ),
+            Some((name, Some(format))) => {
+                let path = build_dir.join(name);
+                let bytes = read_bounded_to(build_dir, &path, lockfile::MAX_LOCK_BYTES)?;
+                let text = into_text(&path, bytes)?;
+                let wanted = std::env::var(lockfile::PIXI_ENVIRONMENT_VARIABLE).ok();
+                (
+                    None,
+                    Some(lockfile::parse(name, format, &text, wanted.as_deref())?),
+                )
+            }
         };
         let runtime_txt = match read_optional_text(build_dir, &build_dir.join(RUNTIME_TXT))? {
             Some(text) => Some(parse_runtime_txt(&text)?),
             None => None,
         };
-        let explicit_spec =
-            match read_optional_bytes(build_dir, &build_dir.join(EXPLICIT_SPEC_FILE))? {
-                Some(bytes) => Some(parse_explicit_spec(EXPLICIT_SPEC_FILE, bytes)?),
-                None => None,
-            };
-        if environment.is_none() && explicit_spec.is_none() {
-            return Err(AppError::NothingToInstall);
-        }
         let vendor = build_dir.join(VENDOR_DIR);
         let vendor_dir = if fs::symlink_metadata(&vendor).is_ok() {
             let resolved = resolve_inside_app(build_dir, &vendor)?;
@@ -183,14 +196,39 @@ impl App {
         Ok(Self {
             environment,
             runtime_txt,
-            explicit_spec,
+            lock,
+            passed_over,
             vendor_dir,
         })
     }
 
     /// Whether this is an app for this buildpack at all (what `detect` answers).
     pub(crate) fn is_conda_app(build_dir: &Path) -> bool {
-        find_environment_file(build_dir).is_some() || present(&build_dir.join(EXPLICIT_SPEC_FILE))
+        find_environment_file(build_dir).is_some()
+            || lockfile::LOCK_FILES
+                .iter()
+                .any(|(name, _)| present(&build_dir.join(name)))
+    }
+
+    /// The file staging installs from, and why, for the log.
+    pub(crate) fn source_line(&self) -> Option<String> {
+        let chosen = match (&self.lock, &self.environment) {
+            (Some(lock), _) => &lock.file_name,
+            (None, Some(environment)) => &environment.file_name,
+            (None, None) => return None,
+        };
+        if self.passed_over.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "Installing from {chosen}{}; not from {}",
+            if self.lock.is_some() {
+                " (a lockfile wins: it is what was tested)"
+            } else {
+                ""
+            },
+            self.passed_over.join(", ")
+        ))
     }
 }
 
@@ -271,17 +309,11 @@ pub(crate) fn normalize(path: &Path) -> PathBuf {
     normal
 }
 
-fn read_optional_bytes(build_dir: &Path, path: &Path) -> Result<Option<Vec<u8>>, AppError> {
+fn read_optional_text(build_dir: &Path, path: &Path) -> Result<Option<String>, AppError> {
     if fs::symlink_metadata(path).is_err() {
         return Ok(None);
     }
-    read_bounded(build_dir, path).map(Some)
-}
-
-fn read_optional_text(build_dir: &Path, path: &Path) -> Result<Option<String>, AppError> {
-    read_optional_bytes(build_dir, path)?
-        .map(|bytes| into_text(path, bytes))
-        .transpose()
+    into_text(path, read_bounded(build_dir, path)?).map(Some)
 }
 
 /// The environment file as text: UTF-8 (with or without a byte-order mark) or, as
@@ -310,6 +342,11 @@ fn environment_text(path: &Path, bytes: Vec<u8>) -> Result<String, AppError> {
 /// Reads at most `MAX_TEXT_FILE_BYTES` of a regular file inside the app, refusing anything
 /// larger without reading it, and anything that is not a file (a fifo would block staging).
 pub(crate) fn read_bounded(build_dir: &Path, path: &Path) -> Result<Vec<u8>, AppError> {
+    read_bounded_to(build_dir, path, MAX_TEXT_FILE_BYTES)
+}
+
+/// [`read_bounded`] with another limit.
+fn read_bounded_to(build_dir: &Path, path: &Path, limit: u64) -> Result<Vec<u8>, AppError> {
     let file = file_label(path);
     let unreadable = |source| AppError::Unreadable {
         file: file.clone(),
@@ -320,7 +357,7 @@ pub(crate) fn read_bounded(build_dir: &Path, path: &Path) -> Result<Vec<u8>, App
     if !metadata.is_file() {
         return Err(AppError::NotAFile { file });
     }
-    if metadata.len() > MAX_TEXT_FILE_BYTES {
+    if metadata.len() > limit {
         return Err(AppError::TooLarge {
             file,
             size: metadata.len(),
@@ -329,10 +366,10 @@ pub(crate) fn read_bounded(build_dir: &Path, path: &Path) -> Result<Vec<u8>, App
     let handle = fs::File::open(&resolved).map_err(unreadable)?;
     let mut bytes = Vec::new();
     handle
-        .take(MAX_TEXT_FILE_BYTES + 1)
+        .take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(unreadable)?;
-    if bytes.len() as u64 > MAX_TEXT_FILE_BYTES {
+    if bytes.len() as u64 > limit {
         // It grew while being read.
         return Err(AppError::TooLarge {
             file,
@@ -474,7 +511,8 @@ pub(crate) fn tolerant_spec(written: &str) -> std::borrow::Cow<'_, str> {
 /// conda to judge, so that nothing conda accepts is refused here.
 fn check_conda_spec(written: &str) -> Result<(), String> {
     use rattler_conda_types::{MatchSpec, ParseMatchSpecError, ParseStrictness};
-    match MatchSpec::from_str(&tolerant_spec(written), ParseStrictness::Lenient) {
+    let spec = without_extras(written);
+    match MatchSpec::from_str(&tolerant_spec(&spec), ParseStrictness::Lenient) {
         Ok(_) => Ok(()),
         Err(error @ ParseMatchSpecError::InvalidVersionAndBuild(_)) => Err(format!(
             "{error}; write a version constraint like `numpy>=1.26`, `numpy=1.26` or \
@@ -486,6 +524,29 @@ fn check_conda_spec(written: &str) -> Result<(), String> {
         )),
         Err(_) => Ok(()),
     }
+}
+
+/// `kiwipy[rmq]~=0.9.0` as conda 26 reads it, `kiwipy~=0.9.0`: PyPI-style extras (a bracket
+/// right after the name holding only names, no `key=value` option) are dropped, and the rest
+/// goes on to the solve. Anything else is left as written.
+fn without_extras(written: &str) -> std::borrow::Cow<'_, str> {
+    let Some(open) = written.find('[') else {
+        return written.into();
+    };
+    let Some(length) = written[open..].find(']') else {
+        return written.into();
+    };
+    let inside = &written[open + 1..open + length];
+    let name_only = written[..open]
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let extras_only = inside
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ',' | ' '));
+    if open == 0 || !name_only || !extras_only {
+        return written.into();
+    }
+    format!("{}{}", &written[..open], &written[open + length + 1..]).into()
 }
 
 /// The 1-based line of `environment.yml` where the spec is written (1 if not found, e.g. in
@@ -756,57 +817,6 @@ pub(crate) fn parse_runtime_txt(text: &str) -> Result<RuntimeTxt, AppError> {
     })
 }
 
-/// Parses an `@EXPLICIT` spec file (`conda list --explicit` output): comments, the `@EXPLICIT`
-/// marker, then one package URL per line (with an optional `#md5` or `#sha256:` fragment).
-pub(crate) fn parse_explicit_spec(file: &str, bytes: Vec<u8>) -> Result<ExplicitSpec, AppError> {
-    let invalid = |reason: String| AppError::InvalidExplicitSpec {
-        file: file.to_string(),
-        reason,
-    };
-    let text = into_text(Path::new(file), bytes.clone())?;
-    let mut explicit = false;
-    let mut urls = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || (line.starts_with('#') && !line.starts_with("#@")) {
-            continue;
-        }
-        if line == "@EXPLICIT" {
-            explicit = true;
-            continue;
-        }
-        if !explicit {
-            return Err(invalid(format!(
-                "line {} comes before the `@EXPLICIT` marker; write the file with \
-                 `conda list --explicit > {file}`",
-                number + 1
-            )));
-        }
-        let url = line.split('#').next().unwrap_or(line);
-        let is_package = url.ends_with(".tar.bz2") || url.ends_with(".conda");
-        if !url.contains("://") || !is_package {
-            return Err(invalid(format!(
-                "line {} is not a package URL ending in .tar.bz2 or .conda: `{line}`",
-                number + 1
-            )));
-        }
-        urls.push(line.to_string());
-    }
-    if !explicit {
-        return Err(invalid(
-            "the file has no `@EXPLICIT` line; write it with `conda list --explicit`".into(),
-        ));
-    }
-    if urls.is_empty() {
-        return Err(invalid("the file lists no packages".into()));
-    }
-    Ok(ExplicitSpec {
-        file_name: file.to_string(),
-        bytes,
-        urls,
-    })
-}
-
 /// The conda distribution the app chose with `BP_CONDA_DISTRIBUTION`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Distribution {
@@ -1058,6 +1068,26 @@ mod tests {
     }
 
     #[test]
+    fn pypi_style_extras_are_left_to_conda_which_drops_them() {
+        // conda 26.7.1 reads `kiwipy[rmq]~=0.9.0` as `kiwipy ~=0.9.0` and solves.
+        for spec in [
+            "kiwipy[rmq]~=0.9.0",
+            "flask[async,dotenv]>=3",
+            "dask[complete]",
+        ] {
+            let text = format!("dependencies:\n  - python=3.11\n  - {spec}\n");
+            let parsed = parse_environment("environment.yml", &text)
+                .unwrap_or_else(|error| panic!("{spec} was refused: {error}"));
+            assert!(parsed.conda_specs().any(|written| written == spec));
+        }
+        assert_eq!(
+            without_extras("numpy[version='>=1']"),
+            "numpy[version='>=1']"
+        );
+        assert_eq!(without_extras("kiwipy[rmq]~=0.9.0"), "kiwipy~=0.9.0");
+    }
+
+    #[test]
     fn structural_mistakes_name_the_entry() {
         let error = parse_environment("environment.yml", "dependencies: numpy\n")
             .unwrap_err()
@@ -1255,22 +1285,6 @@ mod tests {
         ] {
             assert!(parse_runtime_txt(text).is_err(), "{text:?} was accepted");
         }
-    }
-
-    #[test]
-    fn explicit_specs_need_the_marker_and_package_urls() {
-        let good = b"# This file may be used to create an environment using:\n# platform: linux-64\n@EXPLICIT\nhttps://conda.anaconda.org/conda-forge/linux-64/python-3.11.9-h1_0.conda#abc\n".to_vec();
-        assert_eq!(
-            parse_explicit_spec("spec-file.txt", good)
-                .unwrap()
-                .urls
-                .len(),
-            1
-        );
-        let no_marker = b"https://x/y/python-3.11.9-h1_0.conda\n".to_vec();
-        assert!(parse_explicit_spec("spec-file.txt", no_marker).is_err());
-        let not_url = b"@EXPLICIT\nnumpy=1.26\n".to_vec();
-        assert!(parse_explicit_spec("spec-file.txt", not_url).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! them with no network (`wheelhouse`).
 
 pub(crate) mod fetch;
+pub(crate) mod installed;
 pub(crate) mod requirements;
 pub(crate) mod wheelhouse;
 
