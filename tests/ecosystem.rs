@@ -140,8 +140,8 @@ fn every_sample_app_has_what_cf_push_needs() {
         let app = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         assert!(
-            app.join("environment.yml").is_file(),
-            "{name}: environment.yml"
+            app.join("environment.yml").is_file() || app.join("pixi.lock").is_file(),
+            "{name}: environment.yml or a lockfile"
         );
         assert!(app.join("manifest.yml").is_file(), "{name}: manifest.yml");
         assert!(app.join("README.md").is_file(), "{name}: README.md");

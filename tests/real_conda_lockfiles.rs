@@ -218,7 +218,6 @@ fn a_pixi_lock_installs_exactly_its_packages_restores_and_updates_by_the_differe
         .assert_log_contains("Updating by the difference:")
         .assert_log_contains("flask");
     assert_eq!(repodata, 0);
-    eprintln!("{}\n-----\n{}", staging.log, updated.log);
     assert_eq!(droplet_conda_meta(&updated), conda_meta(&second));
     assert!(
         run(

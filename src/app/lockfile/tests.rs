@@ -343,3 +343,15 @@ fn deep_nesting_is_refused_before_the_yaml_parser() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_pixi_sample_s_real_lock_is_read_whole() {
+    // Written by pixi itself (prefix-dev/pixi's examples/docker/pixi.lock, linux-64 part).
+    let text = include_str!("../../../cf-apps/pixi-flask/pixi.lock");
+    let lock = parse("pixi.lock", Format::Pixi, text, None).unwrap();
+    assert_eq!(lock.conda.len(), 44);
+    assert!(lock.conda.iter().all(|p| matches!(p.hash, Some(Hash::Sha256(_)))));
+    assert_eq!(lock.python().unwrap().version, "3.12.12");
+    assert!(lock.conda.iter().any(|p| p.name == "flask" && p.version == "3.0.3"));
+    assert!(lock.conda.iter().any(|p| p.name == "ld_impl_linux-64"));
+}
