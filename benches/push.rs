@@ -21,7 +21,8 @@
 //!
 //! `cargo bench --bench push` (or `ci/benchmark --push`; `cargo bench --bench push --
 //! --conda-forge-size` for the conda-forge-sized comparison alone). `cargo test --all-targets` builds
-//! it and runs it without `--bench`: it then returns at once.
+//! it and runs it without `--bench`: it then returns at once. `-- --locked` pushes the same app
+//! cold from environment.yml and from a pixi.lock of the same environment (issue 22).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -76,6 +77,11 @@ fn main() {
     };
     support::world::use_the_real_platform();
     let dir = scratch();
+    // `-- --locked`: only the lockfile comparison (issue 22).
+    if std::env::args().any(|arg| arg == "--locked") {
+        locked_against_environment_yml(dir.path(), world);
+        return;
+    }
     // `-- --conda-forge-size`: only the conda-forge-sized comparison.
     if std::env::args().any(|arg| arg == "--conda-forge-size") {
         conda_forge_size(dir.path(), &peer_supply_zip(dir.path(), world));
@@ -239,6 +245,111 @@ fn main() {
     if !std::env::args().any(|arg| arg == "--small-channel-only") {
         conda_forge_size(dir.path(), &peer_supply_zip(dir.path(), world));
     }
+}
+
+/// The pydata app pushed cold from environment.yml and from the pixi.lock real conda writes
+/// of the same environment, alternately, three of each, each with an empty cache.
+fn locked_against_environment_yml(into: &Path, world: &Path) {
+    let server = Server::start(world);
+    let zip = package(
+        &server,
+        &into.join("ours"),
+        &Packaging {
+            cached: true,
+            ..real_conda::packaging(&server, into, Miniconda::Plain)
+        },
+    );
+    let app = real_conda::pydata_app(into);
+    let locked = into.join("pydata-locked");
+    fs::create_dir_all(&locked).unwrap();
+    fs::copy(app.join("Procfile"), locked.join("Procfile")).unwrap();
+    // The developer's lock: real conda solves the same file and exports it.
+    let developer = into.join("developer");
+    let conda = support::developer_conda_from(
+        &world.join("installers").join(real_conda::MINIFORGE),
+        &developer,
+    );
+    let conda_run = |args: &[&str]| {
+        let output = std::process::Command::new(&conda)
+            .args(args)
+            .env("CONDA_CHANNEL_ALIAS", server.url())
+            .env("CONDA_PKGS_DIRS", developer.join("pkgs"))
+            .env("HOME", &developer)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let prefix = developer.join("env");
+    let environment_yml = app.join("environment.yml").display().to_string();
+    let prefix_text = prefix.display().to_string();
+    conda_run(&[
+        "env",
+        "create",
+        "-q",
+        "-p",
+        &prefix_text,
+        "-f",
+        &environment_yml,
+    ]);
+    let lock = locked.join("pixi.lock");
+    let lock_text = lock.display().to_string();
+    conda_run(&[
+        "export",
+        "-p",
+        &prefix_text,
+        "--format",
+        "rattler-lock-v6",
+        "-f",
+        &lock_text,
+    ]);
+    let text = fs::read_to_string(&lock).unwrap();
+    fs::write(
+        &lock,
+        text.replace(&server.url(), "https://conda.anaconda.org"),
+    )
+    .unwrap();
+
+    let push = |name: &str, app: &Path| {
+        let cache = into.join(format!("{name}-cache"));
+        let options = StageOptions::with_channels(&server).cache(&cache);
+        let started = Instant::now();
+        let staging = stage(app, &[&zip], &options, &into.join(name));
+        let elapsed = started.elapsed();
+        staging.assert_success();
+        (elapsed, staging)
+    };
+    let (mut from_yml, mut from_lock) = (Vec::new(), Vec::new());
+    let mut logs = Vec::new();
+    for round in 0..3 {
+        eprintln!("cold pushes, round {}...", round + 1);
+        let (time, staging) = push(&format!("yml-{round}"), &app);
+        staging.assert_log_contains("Solver:");
+        from_yml.push(time);
+        let (time, staging) = push(&format!("lock-{round}"), &locked);
+        staging.assert_log_contains("from pixi.lock (environment `default`) (no solve)");
+        from_lock.push(time);
+        logs.push(summary_time(&staging.log));
+    }
+    let yml = median(&mut from_yml).as_secs_f64();
+    let locked = median(&mut from_lock).as_secs_f64();
+    println!("pydata app, cold push on the real builder and real conda 26.7.1 (median of 3):");
+    println!();
+    println!("| | cold push |");
+    println!("|---|---|");
+    println!("| environment.yml (repodata, rattler solve, conda downloads) | {yml:.1} s |");
+    println!(
+        "| pixi.lock of the same environment (no solve, the buildpack downloads) | {locked:.1} s |"
+    );
+    println!();
+    println!(
+        "locked / environment.yml cold push: {:.2} (goal <= 0.8)",
+        locked / yml
+    );
+    println!("a locked push's own time: {}", logs.join(" | "));
 }
 
 fn peer_supply_zip(into: &Path, world: &Path) -> std::path::PathBuf {

@@ -407,3 +407,32 @@ fn pypi_extras_in_environment_yml_are_left_to_conda() {
         .assert_success()
         .assert_log_lacks("conda cannot read");
 }
+
+#[test]
+fn every_python_3_installer_line_installs_a_lock_even_without_conda_s_lockfile_plugin() {
+    let world = World::new(&Packaging::default());
+    let app = world.app("lines", &[("pixi.lock", &pixi_lock(&PACKAGES, &[]))]);
+    for (distribution, version) in [
+        ("miniforge", "24.7.1"),
+        ("miniconda", "25.9.1"),
+        ("miniconda", "4.12.0"),
+        ("miniconda", "4.7.12.1"),
+    ] {
+        let options = world
+            .options()
+            .cache(&world.dir.path().join(format!("cache-{version}")))
+            .env("BP_CONDA_DISTRIBUTION", distribution)
+            .env("BP_CONDA_VERSION", version);
+        let staging = world.push(&app, &format!("out-{version}"), &options);
+        staging
+            .assert_success()
+            .assert_log_contains(&format!(" {version} "))
+            .assert_log_contains("(no solve)");
+        assert_eq!(
+            conda_meta(&staging),
+            expected(&PACKAGES),
+            "{distribution} {version}"
+        );
+    }
+    assert_eq!(world.server.requests_ending_with("repodata.json"), 0);
+}

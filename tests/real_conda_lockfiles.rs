@@ -291,6 +291,26 @@ fn a_conda_lock_yml_and_an_explicit_file_install_the_same_set_as_real_conda() {
             "{file}: real conda installs the same set"
         );
     }
+
+    // The world's Miniconda has no lockfile plugin: the buildpack needs none.
+    let app = world.app(
+        "app-miniconda",
+        &[
+            ("pixi.lock", &world.export(&prefix, "rattler-lock-v6")),
+            PROCFILE,
+        ],
+    );
+    let options = world
+        .options()
+        .cache(&world.dir.path().join("miniconda-cache"))
+        .env("BP_CONDA_DISTRIBUTION", "miniconda");
+    let (staging, repodata) = world.push(&app, "out-miniconda", options);
+    staging
+        .assert_success()
+        .assert_log_contains("with miniconda3")
+        .assert_log_contains("(no solve)");
+    assert_eq!(repodata, 0);
+    assert_eq!(droplet_conda_meta(&staging), expected);
 }
 
 #[test]

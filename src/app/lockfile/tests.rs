@@ -350,8 +350,35 @@ fn the_pixi_sample_s_real_lock_is_read_whole() {
     let text = include_str!("../../../cf-apps/pixi-flask/pixi.lock");
     let lock = parse("pixi.lock", Format::Pixi, text, None).unwrap();
     assert_eq!(lock.conda.len(), 44);
-    assert!(lock.conda.iter().all(|p| matches!(p.hash, Some(Hash::Sha256(_)))));
+    assert!(
+        lock.conda
+            .iter()
+            .all(|p| matches!(p.hash, Some(Hash::Sha256(_))))
+    );
     assert_eq!(lock.python().unwrap().version, "3.12.12");
-    assert!(lock.conda.iter().any(|p| p.name == "flask" && p.version == "3.0.3"));
+    assert!(
+        lock.conda
+            .iter()
+            .any(|p| p.name == "flask" && p.version == "3.0.3")
+    );
     assert!(lock.conda.iter().any(|p| p.name == "ld_impl_linux-64"));
+}
+
+#[test]
+fn every_lockfile_makes_an_app_a_conda_app_and_the_first_one_wins() {
+    for (name, _) in LOCK_FILES {
+        let app = tempfile::tempdir().unwrap();
+        assert!(!crate::app::App::is_conda_app(app.path()));
+        std::fs::write(app.path().join(name), "").unwrap();
+        assert!(crate::app::App::is_conda_app(app.path()), "{name}");
+    }
+    let app = tempfile::tempdir().unwrap();
+    let explicit = format!("@EXPLICIT\n{FORGE}/linux-64/python-3.11.7-h0_0.conda#{MD5}\n");
+    std::fs::write(app.path().join("explicit.txt"), &explicit).unwrap();
+    std::fs::write(app.path().join("conda-linux-64.lock"), &explicit).unwrap();
+    std::fs::write(app.path().join("environment.yml"), "dependencies: [python]\n").unwrap();
+    let read = crate::app::App::read(app.path()).unwrap();
+    assert_eq!(read.lock.unwrap().file_name, "conda-linux-64.lock");
+    assert!(read.environment.is_none(), "the lock wins over environment.yml");
+    assert_eq!(read.passed_over, ["explicit.txt", "environment.yml"]);
 }
