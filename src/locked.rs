@@ -160,13 +160,13 @@ pub(crate) fn download(
     lock: &Lock,
     packages: &[&CondaPackage],
     dir: &Path,
+    resolve: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<Fetched, LockedError> {
-    let lookup = |name: &str| std::env::var(name).ok();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
     let fetch_one = |package: &CondaPackage| -> Result<(String, u64), LockedError> {
         let target = dir.join(&package.subdir).join(&package.file_name);
-        let url = mirrored(&package.url, lookup);
+        let url = resolve(&package.url);
         let result = match url.strip_prefix("file://") {
             Some(local) => copy_checked(Path::new(local), &target, checksum(package), &url),
             None => download::fetch_checked(&url, checksum(package), &target, Progress::Quiet)
@@ -315,6 +315,8 @@ pub(crate) struct Staging<'a> {
     pub(crate) dir: &'a Path,
     /// The `@EXPLICIT` file conda is given.
     pub(crate) explicit_file: &'a Path,
+    /// A locked URL as this staging fetches it (mirror and credentials applied).
+    pub(crate) resolve: &'a (dyn Fn(&str) -> String + Sync),
 }
 
 pub(crate) struct Prepared {
@@ -366,7 +368,7 @@ pub(crate) fn prepare(
     let fetched = match staging.vendored {
         Some((scan, channel)) => from_vendor(lock, scan, channel)?,
         None => summary.time("downloading the locked packages", || {
-            download(lock, &install, staging.dir)
+            download(lock, &install, staging.dir, staging.resolve)
         })?,
     };
     let unchecked = install
@@ -497,6 +499,36 @@ fn installed_conda(prefix: &Path) -> io::Result<BTreeMap<String, String>> {
     Ok(installed)
 }
 
+/// The lock's PyPI part, after conda: what the lock no longer has is uninstalled (the last
+/// environment's), then its distributions are installed.
+pub(crate) fn pypi(
+    conda: &Conda<'_>,
+    lock: &Lock,
+    prefix: &Path,
+    scratch: &Path,
+    resolve: &dyn Fn(&str) -> String,
+    summary: &mut crate::summary::Summary,
+) -> Result<(), LockedError> {
+    let dropped = difference(lock, prefix)
+        .ok()
+        .flatten()
+        .map(|difference| difference.pip_remove)
+        .unwrap_or_default();
+    if !dropped.is_empty() {
+        crate::log::detail(&format!(
+            "Uninstalling PyPI packages {} no longer locks: {}",
+            lock.file_name,
+            dropped.join(", ")
+        ));
+    }
+    if dropped.is_empty() && lock.pypi.is_empty() {
+        return Ok(());
+    }
+    summary.time("installing the locked PyPI packages", || {
+        pip(conda, lock, prefix, &dropped, scratch, resolve)
+    })
+}
+
 /// Removes `names` from `prefix` with conda, offline and without touching what depends on
 /// them: the lock already says exactly what stays.
 pub(crate) fn remove_conda(
@@ -518,12 +550,13 @@ pub(crate) fn remove_conda(
 /// pip's part: uninstalls what the lock dropped, then installs the locked distributions with
 /// `--no-deps` (the lock lists every one) and their hashes, from their URLs or, offline, from
 /// `vendor/pip/` alone.
-pub(crate) fn pip(
+fn pip(
     conda: &Conda<'_>,
     lock: &Lock,
     prefix: &Path,
     remove: &[String],
     scratch: &Path,
+    resolve: &dyn Fn(&str) -> String,
 ) -> Result<(), LockedError> {
     let python = prefix.join("bin").join("python");
     if !remove.is_empty() {
@@ -549,7 +582,6 @@ pub(crate) fn pip(
         });
     }
     let offline = conda.pip_find_links.is_some();
-    let lookup = |name: &str| std::env::var(name).ok();
     let lines: Vec<String> = lock
         .pypi
         .iter()
@@ -557,7 +589,7 @@ pub(crate) fn pip(
             let source = if offline {
                 format!("{}=={}", package.name, package.version)
             } else {
-                format!("{} @ {}", package.name, mirrored(&package.url, lookup))
+                format!("{} @ {}", package.name, resolve(&package.url))
             };
             match &package.sha256 {
                 Some(sha256) => format!("{source} --hash=sha256:{sha256}"),

@@ -181,6 +181,23 @@ impl ChannelConfig {
     /// Every text that may hold a channel's or an index's credentials, the first to win for
     /// a host first: the variables, the bound services, the app's .condarc, its environment
     /// file.
+    /// A locked package's URL as this staging fetches it: through the mirror the environment,
+    /// a bound service or the app's `.condarc` names (as conda would map the channel), with
+    /// the credentials they give for that host.
+    pub(crate) fn locked_url(&self, app: &App, url: &str) -> String {
+        let merged = condarc::merge(&self.layers);
+        let mirrored = crate::locked::mirrored(url, |name| {
+            std::env::var(name).ok().or_else(|| match name {
+                "CONDA_CHANNEL_ALIAS" => merged.channel_alias.clone(),
+                "CONDA_DEFAULT_CHANNELS" => {
+                    (!merged.default_channels.is_empty()).then(|| merged.default_channels.join(","))
+                }
+                _ => None,
+            })
+        });
+        with_credentials(&mirrored, &self.credential_sources(app))
+    }
+
     fn credential_sources(&self, app: &App) -> Vec<String> {
         let mut texts: Vec<String> = CHANNEL_VARIABLES
             .iter()
@@ -242,6 +259,68 @@ mod tests {
         assert_ne!(
             digest_without_credentials(file("old").as_bytes()),
             digest_without_credentials(file("old").replace("numpy", "scipy").as_bytes())
+        );
+    }
+}
+
+/// `url` with the `user:password@` that a configured URL of the same scheme and host carries,
+/// unless it has its own.
+fn with_credentials(url: &str, sources: &[String]) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if authority.contains('@') {
+        return url.to_string();
+    }
+    let found = sources
+        .iter()
+        .flat_map(|text| text.split(|c: char| c.is_whitespace() || c == ',' || c == '"'))
+        .filter_map(|token| {
+            let (their_scheme, their_rest) = token.split_once("://")?;
+            let (userinfo, host) = their_rest.split('/').next()?.rsplit_once('@')?;
+            (their_scheme == scheme && host == authority && !userinfo.is_empty())
+                .then_some(userinfo)
+        })
+        .next();
+    match found {
+        Some(userinfo) => format!("{scheme}://{userinfo}@{rest}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod locked_url_tests {
+    use super::with_credentials;
+
+    #[test]
+    fn a_locked_url_gets_the_credentials_configured_for_its_host() {
+        let sources = vec![
+            "https://alice:s3cret@conda.corp.example/artifactory/api/conda".to_string(),
+            "channels: [https://other.example/c]".to_string(),
+        ];
+        assert_eq!(
+            with_credentials(
+                "https://conda.corp.example/artifactory/api/conda/main/linux-64/a-1-0.conda",
+                &sources
+            ),
+            "https://alice:s3cret@conda.corp.example/artifactory/api/conda/main/linux-64/a-1-0.conda"
+        );
+        assert_eq!(
+            with_credentials("https://other.example/c/linux-64/a-1-0.conda", &sources),
+            "https://other.example/c/linux-64/a-1-0.conda"
+        );
+        assert_eq!(
+            with_credentials("http://conda.corp.example/x/linux-64/a-1-0.conda", &sources),
+            "http://conda.corp.example/x/linux-64/a-1-0.conda",
+            "not over another scheme"
+        );
+        assert_eq!(
+            with_credentials(
+                "https://bob:pw@conda.corp.example/x/linux-64/a-1-0.conda",
+                &sources
+            ),
+            "https://bob:pw@conda.corp.example/x/linux-64/a-1-0.conda"
         );
     }
 }

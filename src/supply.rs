@@ -436,6 +436,7 @@ fn build(
             updating = false;
         }
     }
+    let resolve = |url: &str| private.locked_url(app, url);
     if let (Some(lock), environment::Recipe::Explicit { file }) = (&app.lock, &plan.recipe) {
         let prepared = locked::prepare(
             &locked::Staging {
@@ -445,6 +446,7 @@ fn build(
                 vendored: vendored.zip(local_channel),
                 dir: &work.join("locked"),
                 explicit_file: file,
+                resolve: &resolve,
             },
             updating,
             summary,
@@ -452,15 +454,8 @@ fn build(
         updating = prepared.updating;
         if prepared.nothing_to_install {
             summary.record("building the environment", std::time::Duration::ZERO);
-            return finish(
-                stager,
-                settings,
-                &build_prefix,
-                summary,
-                Some(lock),
-                &conda,
-                &scratch,
-            );
+            locked::pypi(&conda, lock, &build_prefix, &scratch.tmp, &resolve, summary)?;
+            return finish(stager, settings, &build_prefix, summary);
         }
     }
     #[allow(clippy::result_large_err)] // conda's failure, once per staging at most
@@ -494,46 +489,19 @@ fn build(
     };
     summary.record("building the environment", built.duration);
     summary.conda_peak_memory_kib = built.peak_memory_kib;
-    finish(
-        stager,
-        settings,
-        &build_prefix,
-        summary,
-        app.lock.as_ref(),
-        &conda,
-        &scratch,
-    )
+    if let Some(lock) = &app.lock {
+        locked::pypi(&conda, lock, &build_prefix, &scratch.tmp, &resolve, summary)?;
+    }
+    finish(stager, settings, &build_prefix, summary)
 }
 
-/// After conda: the lock's PyPI packages, relocation to the run-time path, slimming.
+/// After conda: relocation to the run-time path, slimming.
 fn finish(
     stager: &Stager,
     settings: &Settings,
     build_prefix: &Path,
     summary: &mut Summary,
-    lock: Option<&crate::app::lockfile::Lock>,
-    conda: &Conda<'_>,
-    scratch: &Scratch,
 ) -> Result<(), Error> {
-    if let Some(lock) = lock {
-        let dropped = locked::difference(lock, build_prefix)
-            .ok()
-            .flatten()
-            .map(|difference| difference.pip_remove)
-            .unwrap_or_default();
-        if !dropped.is_empty() {
-            log::detail(&format!(
-                "Uninstalling PyPI packages {} no longer locks: {}",
-                lock.file_name,
-                dropped.join(", ")
-            ));
-        }
-        if !dropped.is_empty() || !lock.pypi.is_empty() {
-            summary.time("installing the locked PyPI packages", || {
-                locked::pip(conda, lock, build_prefix, &dropped, &scratch.tmp)
-            })?;
-        }
-    }
     let build_prefix = build_prefix.to_path_buf();
     let env_dir = stager.env_dir();
     let runtime_dir = stager.runtime_env_dir();

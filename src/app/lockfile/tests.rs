@@ -376,9 +376,16 @@ fn every_lockfile_makes_an_app_a_conda_app_and_the_first_one_wins() {
     let explicit = format!("@EXPLICIT\n{FORGE}/linux-64/python-3.11.7-h0_0.conda#{MD5}\n");
     std::fs::write(app.path().join("explicit.txt"), &explicit).unwrap();
     std::fs::write(app.path().join("conda-linux-64.lock"), &explicit).unwrap();
-    std::fs::write(app.path().join("environment.yml"), "dependencies: [python]\n").unwrap();
+    std::fs::write(
+        app.path().join("environment.yml"),
+        "dependencies: [python]\n",
+    )
+    .unwrap();
     let read = crate::app::App::read(app.path()).unwrap();
     assert_eq!(read.lock.unwrap().file_name, "conda-linux-64.lock");
-    assert!(read.environment.is_none(), "the lock wins over environment.yml");
+    assert!(
+        read.environment.is_none(),
+        "the lock wins over environment.yml"
+    );
     assert_eq!(read.passed_over, ["explicit.txt", "environment.yml"]);
 }
