@@ -41,6 +41,7 @@ mod stager;
 mod summary;
 mod supply;
 mod vendor;
+mod yaml_depth;
 
 /// Runs the command line (what `main` does).
 pub fn run() -> std::process::ExitCode {

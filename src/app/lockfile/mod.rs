@@ -247,7 +247,7 @@ pub(crate) fn parse(
 
 /// Parses YAML with the limits every app file gets (nesting depth), naming the file.
 fn yaml(file: &str, text: &str) -> Result<serde_yaml_ng::Value, LockError> {
-    if let Err(too_deep) = crate::app::check_flow_nesting(text) {
+    if let Err(too_deep) = crate::yaml_depth::check_flow_nesting(text) {
         return Err(LockError::InvalidYaml {
             file: file.to_string(),
             reason: too_deep.to_string(),
