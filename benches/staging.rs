@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{BINARY, Server, StageOptions};
+use support::{BINARY, LOCAL_CF, Server, StageOptions};
 
 /// What python-buildpack bakes into an environment: its staging deps dir, rewritten at every
 /// start by a profile.d script (the peer baseline of figure 3).
@@ -603,7 +603,7 @@ fn check_peer(peer: &Path) {
 }
 
 /// When each of the launcher's lines and the app's first line arrived, from the spawn of
-/// `conda-buildpack launch`.
+/// `local-cf launch`.
 struct LaunchTimes {
     prestart: Duration,
     start: Duration,
@@ -612,7 +612,7 @@ struct LaunchTimes {
 
 fn timed_launch(droplet: &Path, command: &str) -> LaunchTimes {
     let started = Instant::now();
-    let mut child = Command::new(BINARY)
+    let mut child = Command::new(LOCAL_CF)
         .arg("launch")
         .arg(droplet)
         .arg("--")

@@ -1,5 +1,5 @@
 //! The local Cloud Foundry lifecycle, seen from the user's side: scripted buildpack zips are
-//! staged with `conda-buildpack stage`, droplets started with `conda-buildpack launch`, and
+//! staged with `local-cf stage`, droplets started with `local-cf launch`, and
 //! the tests assert exit codes, log lines, droplet contents and what the app prints.
 //!
 //! Staging with `--no-network` and launching need root (namespaces), as the harness does.
@@ -11,7 +11,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lifecycle_support::{BIN, Buildpack, Outcome, Workspace, droplet_members, zip_with_entry};
+use lifecycle_support::{Buildpack, LOCAL_CF, Outcome, Workspace, droplet_members, zip_with_entry};
 
 /// The builder's name for a buildpack's directories: xxhash64 of its key, `%016x`.
 fn xxhash(key: &str) -> String {
@@ -48,7 +48,7 @@ fn final_buildpack(file_name: &str, command: &str) -> Buildpack {
 }
 
 fn launch(droplet: &Path, extra: &[&str]) -> Outcome {
-    let output = Command::new(BIN)
+    let output = Command::new(LOCAL_CF)
         .arg("launch")
         .arg(droplet)
         .args(lifecycle_support::world::launch_args())
@@ -508,7 +508,7 @@ fn scripts_see_cf_environment_and_nothing_else_of_the_callers() {
             .script("finalize", "true")
             .release_web("run"),
     );
-    let mut command = Command::new(BIN);
+    let mut command = Command::new(LOCAL_CF);
     command
         .args(["stage", "--output"])
         .arg(ws.output())
@@ -783,7 +783,7 @@ fn output_cache_and_tmpdir_inside_the_app_are_not_staged_with_it() {
         // As a user would run it from the app directory: default ./staging-output, relative
         // cache and TMPDIR, all inside the app.
         fs::create_dir_all(ws.app().join("tmp")).expect("tmp in app");
-        let output = Command::new(BIN)
+        let output = Command::new(LOCAL_CF)
             .current_dir(ws.app())
             .args(["stage", ".", "--cache", "cache", "--buildpack"])
             .arg(&zip)
@@ -812,7 +812,7 @@ fn bad_input_gets_a_clear_message_and_never_a_panic() {
     let ws = Workspace::new();
     let good = ws.zip(&final_buildpack("final.zip", "run"));
 
-    let missing_app = Command::new(BIN)
+    let missing_app = Command::new(LOCAL_CF)
         .args(["stage", "/nonexistent/app", "--buildpack"])
         .arg(&good)
         .output()
@@ -959,7 +959,7 @@ fn the_model_and_the_real_builder_agree() {
         let outcome = |real: bool| {
             let ws = Workspace::new();
             let zips = scenario(&ws);
-            let mut command = Command::new(BIN);
+            let mut command = Command::new(LOCAL_CF);
             command
                 .arg("stage")
                 .arg(ws.app())

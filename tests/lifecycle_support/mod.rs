@@ -1,6 +1,6 @@
 //! Helpers for the lifecycle tests: scripted buildpack zips written byte by byte (so a test
 //! controls exactly which Unix modes a zip stores, or that it stores none), a tiny app, and
-//! runners for `conda-buildpack stage` and `launch`.
+//! runners for `local-cf stage` and `launch`.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
@@ -16,7 +16,8 @@ use std::process::{Command, Output};
 #[path = "../world/mod.rs"]
 pub mod world;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_conda-buildpack");
+/// The local Cloud Foundry: `stage`, `launch` and the builder model.
+pub const LOCAL_CF: &str = env!("CARGO_BIN_EXE_local-cf");
 
 /// One entry of a hand-written zip.
 struct ZipEntry {
@@ -252,9 +253,9 @@ impl Workspace {
         buildpack.write(self.path())
     }
 
-    /// `conda-buildpack stage APP --buildpack Z... --output OUT EXTRA...`
+    /// `local-cf stage APP --buildpack Z... --output OUT EXTRA...`
     pub fn stage(&self, zips: &[PathBuf], extra: &[&str]) -> Outcome {
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(LOCAL_CF);
         command
             .arg("stage")
             .arg(self.app())
@@ -267,7 +268,7 @@ impl Workspace {
             .args(world::stage_args())
             .args(extra)
             .env("TMPDIR", self.tmpdir());
-        Outcome::of(&command.output().expect("run conda-buildpack stage"))
+        Outcome::of(&command.output().expect("run local-cf stage"))
     }
 
     pub fn droplet(&self) -> PathBuf {

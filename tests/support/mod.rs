@@ -27,7 +27,10 @@ use serde_json::Value;
 #[allow(unused_imports)]
 pub(crate) use server::{Fault, Server};
 
+/// The buildpack's executable, as the zip carries it (`package`, `vendor`, the scripts).
 pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_conda-buildpack");
+/// The local Cloud Foundry that stages and launches: never in the zip.
+pub(crate) const LOCAL_CF: &str = env!("CARGO_BIN_EXE_local-cf");
 pub(crate) const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 pub(crate) fn repo() -> &'static Path {
@@ -486,7 +489,7 @@ pub(crate) fn stage(
     options: &StageOptions,
     output: &Path,
 ) -> Staging {
-    let mut command = Command::new(BINARY);
+    let mut command = Command::new(LOCAL_CF);
     command.arg("stage").arg(app).args(world::stage_args());
     for buildpack in buildpacks {
         command.arg("--buildpack").arg(buildpack);
@@ -589,7 +592,7 @@ pub(crate) fn stage_killed_after(
     delay: std::time::Duration,
 ) -> Staging {
     use std::os::unix::process::CommandExt;
-    let mut command = Command::new(BINARY);
+    let mut command = Command::new(LOCAL_CF);
     command
         .arg("stage")
         .arg(app)
@@ -638,7 +641,7 @@ pub(crate) fn stage_killed_after(
 /// Starts a droplet at /home/vcap as CF's launcher does, running `command` (or the droplet's
 /// start command when empty).
 pub(crate) fn launch(droplet: &Path, command: &str, env: &[(&str, &str)]) -> Output {
-    let mut launch = Command::new(BINARY);
+    let mut launch = Command::new(LOCAL_CF);
     launch.arg("launch").arg(droplet).args(world::launch_args());
     for (name, value) in env {
         launch.arg("--env").arg(format!("{name}={value}"));
