@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use crate::digest::hex;
 use crate::log;
 
 /// Attempts per download: the first try and three retries.
@@ -355,16 +356,6 @@ fn classify(shown: &str, error: &reqwest::Error) -> DownloadError {
     }
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
-            let _ = write!(text, "{byte:02x}");
-            text
-        })
-}
-
 /// Computes the one digest a download is checked against, as the bytes stream past.
 enum Hasher<'a> {
     Sha256(Sha256, &'a str),
@@ -402,14 +393,6 @@ impl<'a> Hasher<'a> {
             })
         }
     }
-}
-
-/// The sha256 of a file, streamed.
-pub(crate) fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher)?;
-    Ok(hex(&hasher.finalize()))
 }
 
 /// Progress display for one download.
@@ -472,11 +455,6 @@ impl Meter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_is_lowercase_and_padded() {
-        assert_eq!(hex(&[0, 15, 255]), "000fff");
-    }
 
     #[test]
     fn only_server_and_network_faults_are_retried() {
