@@ -13,6 +13,7 @@
 //! `cargo test --all-targets` builds this target and runs it without `--bench`: it then returns
 //! at once, so the test suite never pays for it.
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -20,12 +21,12 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{distinct_tree_bytes, median, parse_duration, summary_duration};
 use support::{BINARY, LOCAL_CF, Server, StageOptions};
 
 /// What python-buildpack bakes into an environment: its staging deps dir, rewritten at every
@@ -58,11 +59,10 @@ impl Level {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if !args.iter().any(|arg| arg == "--bench") {
-        // Built and run by `cargo test --all-targets`: nothing to do there.
+    if !common::benchmarking() {
         return;
     }
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|arg| arg == "--quick");
     let config = if quick {
         Config {
@@ -207,7 +207,7 @@ fn bench_level(config: &Config, level: Level, scratch: &Path, report: &mut Repor
 
     let droplet = dir.join("warm/droplet.tgz");
     let mut sizes = droplet_sizes(&droplet, &dir.join("direct/deps/0/conda-env"));
-    sizes.cache = tree_bytes(&cache).0;
+    sizes.cache = distinct_tree_bytes(&cache).0;
     progress("   building the peer droplet (python-buildpack's start-time relocation)");
     let peer = peer_droplet(&droplet, &dir.join("peer.tgz"));
     check_peer(&peer);
@@ -476,7 +476,7 @@ fn droplet_sizes(droplet: &Path, environment: &Path) -> DropletSizes {
                 0
             };
     }
-    let (environment, files) = tree_bytes(environment);
+    let (environment, files) = distinct_tree_bytes(environment);
     DropletSizes {
         added,
         tar_overhead,
@@ -485,27 +485,6 @@ fn droplet_sizes(droplet: &Path, environment: &Path) -> DropletSizes {
         files,
         cache: 0,
     }
-}
-
-fn tree_bytes(root: &Path) -> (u64, u64) {
-    let mut seen = std::collections::HashSet::new();
-    let (mut bytes, mut files) = (0, 0);
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).unwrap().flatten() {
-            let kind = entry.file_type().unwrap();
-            if kind.is_dir() {
-                pending.push(entry.path());
-            } else if kind.is_file() {
-                let metadata = entry.metadata().unwrap();
-                if seen.insert(metadata.ino()) {
-                    bytes += metadata.len();
-                    files += 1;
-                }
-            }
-        }
-    }
-    (bytes, files)
 }
 
 /// The same droplet as python-buildpack would leave it: the environment's text files name the
@@ -908,8 +887,7 @@ fn timed_status(command: &mut Command, expected: i32) -> Duration {
 
 /// `Time: 250ms in all (...)`: the whole supply phase, as the buildpack measured it.
 fn summary_time(log: &str) -> Duration {
-    let text = between(log, "Time: ", " in all").expect("the summary's Time line");
-    parse_duration(text)
+    summary_duration(log).expect("the summary's Time line")
 }
 
 /// `(restoring the environment 113ms)` in the summary's Time line.
@@ -921,7 +899,7 @@ fn restore_step(log: &str) -> Duration {
     let text = between(line, "restoring the environment ", ")")
         .or_else(|| between(line, "restoring the environment ", ","))
         .expect("the restore step");
-    parse_duration(text)
+    parse_duration(text).expect("a duration")
 }
 
 /// `Peak memory: conda 35.0 MiB, buildpack 29.3 MiB`: the buildpack's own, in KiB.
@@ -944,21 +922,6 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
     Some(&text[from..from + length])
 }
 
-/// `82ms`, `29.2s`, `1m 05s` (`log::format_duration`).
-fn parse_duration(text: &str) -> Duration {
-    let text = text.trim();
-    if let Some(millis) = text.strip_suffix("ms") {
-        Duration::from_millis(millis.parse().unwrap())
-    } else if let Some((minutes, seconds)) = text.split_once("m ") {
-        Duration::from_secs(
-            minutes.parse::<u64>().unwrap() * 60
-                + seconds.trim_end_matches('s').parse::<u64>().unwrap(),
-        )
-    } else {
-        Duration::from_secs_f64(text.trim_end_matches('s').parse().unwrap())
-    }
-}
-
 /// `512 B`, `3.4 KiB`, `29.3 MiB` (`log::format_size`), in bytes.
 fn parse_size(text: &str) -> u64 {
     let (number, unit) = text.split_once(' ').expect("a size with a unit");
@@ -976,18 +939,6 @@ fn parse_size(text: &str) -> u64 {
 
 // ---------------------------------------------------------------------------------------------
 // The report.
-
-fn median(samples: &[Duration]) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    sorted[sorted.len() / 2]
-}
-
-fn median_u64(samples: &[u64]) -> u64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_unstable();
-    sorted[sorted.len() / 2]
-}
 
 fn secs(duration: Duration) -> f64 {
     duration.as_secs_f64()
@@ -1227,8 +1178,8 @@ impl Report {
         );
         self.memory.push((
             level,
-            median_u64(&samples.cold_memory),
-            median_u64(&samples.warm_memory),
+            median(&samples.cold_memory),
+            median(&samples.warm_memory),
         ));
     }
 
