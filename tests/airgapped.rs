@@ -187,13 +187,7 @@ fn a_vendored_app_stages_with_no_network_from_the_cached_zip() {
         requests_before,
         "staging reached the network"
     );
-    let run = launch(&staging.droplet(), "python app.py --once", &[]);
-    assert!(
-        stdout(&run).contains("numpy 1.26.4 mean 2.5"),
-        "{}{}",
-        stdout(&run),
-        String::from_utf8_lossy(&run.stderr)
-    );
+    support::assert_numpy_web_runs(&staging);
 
     // A package missing from vendor/ fails, naming it.
     let pandas = packages

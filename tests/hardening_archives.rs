@@ -4,8 +4,6 @@
 //! decompression bombs are all refused with the offending entry named, in bounded time and
 //! memory, and nothing is ever written outside the target.
 
-#[path = "lifecycle_support/mod.rs"]
-mod lifecycle_support;
 mod support;
 
 use std::fs;
@@ -363,7 +361,7 @@ fn a_hostile_buildpack_zip_is_refused_before_anything_is_written_outside() {
     for (case, extra, expected) in cases {
         let case_dir = dir.path().join(case);
         fs::create_dir_all(&case_dir).unwrap();
-        let mut buildpack = lifecycle_support::Buildpack::new("hostile.zip")
+        let mut buildpack = support::scripted::Buildpack::new("hostile.zip")
             .script("supply", "echo supplied")
             .script("finalize", "true")
             .release_web("python app.py");

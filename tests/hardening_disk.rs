@@ -7,17 +7,13 @@
 //! ends, even when it fails. The staging container's disk is the one `stage` makes its staging
 //! root on (its TMPDIR): the app, the buildpacks, the cache brought back by Diego, the deps.
 
-#[path = "lifecycle_support/mod.rs"]
-mod lifecycle_support;
 mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{
-    Packaging, Server, StageOptions, app, fixtures, launch, package, scratch, stage, stdout,
-};
+use support::{PushWorld, StageOptions, assert_numpy_web_runs, stage};
 
 /// A tmpfs mounted at a path for the life of the value.
 struct Tmpfs(PathBuf);
@@ -85,35 +81,32 @@ fn listing(root: &Path) -> Vec<(PathBuf, u64, i128)> {
     found
 }
 
+/// A push world whose pushes name their cache and stage in its scratch dir.
 struct World {
-    dir: tempfile::TempDir,
-    server: Server,
-    zip: PathBuf,
-    app: PathBuf,
+    base: PushWorld,
+}
+
+impl std::ops::Deref for World {
+    type Target = PushWorld;
+
+    fn deref(&self) -> &PushWorld {
+        &self.base
+    }
 }
 
 impl World {
     fn new() -> Self {
-        let dir = scratch();
-        let server = Server::start(&fixtures().dir);
-        let zip = package(&server, dir.path(), &Packaging::default());
-        let app = app("numpy-web", dir.path());
         Self {
-            dir,
-            server,
-            zip,
-            app,
+            base: PushWorld::new("numpy-web"),
         }
     }
 
     fn push(&self, name: &str, cache: &Path) -> support::Staging {
-        stage(
-            &self.app,
-            &[&self.zip],
+        self.base.push(
+            name,
             &StageOptions::with_channels(&self.server)
                 .cache(cache)
                 .tmpdir(self.dir.path()),
-            &self.dir.path().join(name),
         )
     }
 
@@ -128,16 +121,6 @@ impl World {
             text
         };
         fs::write(path, text).unwrap();
-    }
-
-    fn assert_app_works(&self, staging: &support::Staging) {
-        let run = launch(&staging.droplet(), "python app.py --once", &[]);
-        assert!(
-            stdout(&run).contains("numpy 1.26.4 mean 2.5"),
-            "{}{}",
-            stdout(&run),
-            String::from_utf8_lossy(&run.stderr)
-        );
     }
 }
 
@@ -168,7 +151,7 @@ fn a_full_disk_while_installing_fails_clearly_and_keeps_the_cache() {
     let world = World::new();
     let cache = world.dir.path().join("cache");
     let disk = Tmpfs::mount(&world.dir.path().join("container-disk"), 512 * 1024);
-    let filler = lifecycle_support::Buildpack::new("filler.zip")
+    let filler = support::scripted::Buildpack::new("filler.zip")
         .script("supply", FILL_DISK)
         .write(world.dir.path());
     let push = |name: &str, fill: bool| {
@@ -207,7 +190,7 @@ fn a_full_disk_while_installing_fails_clearly_and_keeps_the_cache() {
     staging
         .assert_success()
         .assert_log_contains("-----> Restoring the conda environment from the cache");
-    world.assert_app_works(&staging);
+    assert_numpy_web_runs(&staging);
     drop(disk);
 }
 
@@ -317,5 +300,5 @@ fn a_full_disk_while_saving_the_cache_costs_only_the_save() {
     staging
         .assert_success()
         .assert_log_contains("-----> Restoring the conda environment from the cache");
-    world.assert_app_works(&staging);
+    assert_numpy_web_runs(&staging);
 }

@@ -7,7 +7,7 @@ use super::*;
 /// result.json. Without `../shared/real` this says so and skips.
 #[test]
 fn the_model_and_the_real_builder_agree() {
-    let Some(kit) = lifecycle_support::world::real_kit() else {
+    let Some(kit) = support::world::real_kit() else {
         eprintln!("skipped: ../shared/real (Cloud Foundry's real builder) is absent");
         return;
     };

@@ -81,7 +81,7 @@ fn scripts_see_cf_environment_and_nothing_else_of_the_callers() {
             "cflinuxfs3",
         ])
         .arg(ws.app())
-        .args(lifecycle_support::world::stage_args())
+        .args(support::world::stage_args())
         .env("TMPDIR", ws.tmpdir())
         .env("LEAKY_SECRET", "must-not-reach-buildpacks")
         .env("HTTPS_PROXY", "http://proxy.internal:3128")

@@ -8,8 +8,8 @@
 //! (what Diego does around the builder), `launch.rs` and `agreement.rs` (our model against
 //! Cloud Foundry's real builder); the scripted buildpacks they share are below.
 
-#[path = "../lifecycle_support/mod.rs"]
-mod lifecycle_support;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod agreement;
 mod builder;
@@ -21,7 +21,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lifecycle_support::{Buildpack, LOCAL_CF, Outcome, Workspace, droplet_members, zip_with_entry};
+use support::LOCAL_CF;
+use support::scripted::{Buildpack, Outcome, Workspace, droplet_members, zip_with_entry};
 
 /// The builder's name for a buildpack's directories: xxhash64 of its key, `%016x`.
 fn xxhash(key: &str) -> String {
@@ -61,7 +62,7 @@ fn launch(droplet: &Path, extra: &[&str]) -> Outcome {
     let output = Command::new(LOCAL_CF)
         .arg("launch")
         .arg(droplet)
-        .args(lifecycle_support::world::launch_args())
+        .args(support::world::launch_args())
         .args(extra)
         .output()
         .expect("run launch");

@@ -5,9 +5,10 @@
 //!
 //! By concern: `fixture.rs` (the fixtures, scratch dirs, apps), `packaging.rs` (the zip and
 //! the stand-in buildpacks), `staging.rs` (stage, launch, push), `droplet.rs` (reading
-//! droplets), `developer.rs` (a developer's conda and `vendor`); every item is re-exported
-//! here, so stories name them `support::...`. The std imports below serve those modules
-//! (each has `use super::*;`).
+//! droplets), `developer.rs` (a developer's conda and `vendor`), all re-exported here so stories
+//! name them `support::...` (the std imports below serve those modules, which each have
+//! `use super::*;`); and `support::scripted`, the scripted buildpacks of the stories about
+//! `local-cf` itself.
 #![allow(dead_code)]
 
 pub(crate) mod canary;
@@ -15,9 +16,9 @@ pub(crate) mod memory_cgroup;
 pub(crate) mod pip_index;
 pub(crate) mod proxy;
 pub(crate) mod real_conda;
+pub(crate) mod scripted;
 pub(crate) mod server;
 pub(crate) mod tls;
-#[allow(clippy::duplicate_mod)]
 #[path = "../world/mod.rs"]
 pub(crate) mod world;
 

@@ -371,6 +371,56 @@ pub(crate) fn stdout(output: &Output) -> String {
         .collect()
 }
 
+/// The numpy-web fixture app, started from its droplet, answers from its environment.
+pub(crate) fn assert_numpy_web_runs(staging: &Staging) {
+    let run = launch(&staging.droplet(), "python app.py --once", &[]);
+    let output = stdout(&run);
+    assert!(
+        run.status.success() && output.contains("numpy 1.26.4 mean 2.5"),
+        "the app did not run: {output}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+/// Where most stories push: a fixture app and the buildpack freshly packaged against a fresh
+/// fixture server, in one scratch dir. The scratch dir and server live as long as this.
+pub(crate) struct PushWorld {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) server: Server,
+    pub(crate) zip: PathBuf,
+    pub(crate) app: PathBuf,
+}
+
+impl PushWorld {
+    /// The fixture app `fixture` and the uncached zip.
+    pub(crate) fn new(fixture: &str) -> Self {
+        Self::packaged(fixture, &Packaging::default())
+    }
+
+    pub(crate) fn packaged(fixture: &str, packaging: &Packaging) -> Self {
+        let dir = scratch();
+        let server = Server::start(&fixtures().dir);
+        let zip = package(&server, dir.path(), packaging);
+        let app = app(fixture, dir.path());
+        Self {
+            dir,
+            server,
+            zip,
+            app,
+        }
+    }
+
+    /// The app staged through the zip with `options`, its output in the scratch dir's `name`.
+    pub(crate) fn push(&self, name: &str, options: &StageOptions) -> Staging {
+        stage(
+            &self.app,
+            &[&self.zip],
+            options,
+            &self.dir.path().join(name),
+        )
+    }
+}
+
 /// One push of a fixture app through a freshly packaged buildpack against a fresh fixture
 /// server: the preamble most stories share. The scratch dir and server live as long as this.
 pub(crate) struct Pushed {
@@ -382,11 +432,14 @@ pub(crate) struct Pushed {
 }
 
 pub(crate) fn push(fixture: &str, options: impl FnOnce(&Server) -> StageOptions) -> Pushed {
-    let dir = scratch();
-    let server = Server::start(&fixtures().dir);
-    let zip = package(&server, dir.path(), &Packaging::default());
-    let app = app(fixture, dir.path());
-    let staging = stage(&app, &[&zip], &options(&server), &dir.path().join("out"));
+    let world = PushWorld::new(fixture);
+    let staging = world.push("out", &options(&world.server));
+    let PushWorld {
+        dir,
+        server,
+        zip,
+        app,
+    } = world;
     Pushed {
         staging,
         dir,

@@ -1,8 +1,7 @@
-//! Helpers for the lifecycle tests: scripted buildpack zips written byte by byte (so a test
-//! controls exactly which Unix modes a zip stores, or that it stores none), a tiny app, and
-//! runners for `local-cf stage` and `launch`.
-
-#![allow(dead_code)] // each test binary uses a different subset
+//! Scripted buildpacks, for the stories about the local Cloud Foundry itself: zips written
+//! byte by byte (so a test controls exactly which Unix modes a zip stores, or that it stores
+//! none), a tiny app in a workspace, `local-cf stage` run on them, and the droplet's members
+//! read with their modes.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -10,14 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-// Test binaries that also use `support` load this module twice; both copies read the same
-// process-wide settings.
-#[allow(clippy::duplicate_mod)]
-#[path = "../world/mod.rs"]
-pub mod world;
-
-/// The local Cloud Foundry: `stage`, `launch` and the builder model.
-pub const LOCAL_CF: &str = env!("CARGO_BIN_EXE_local-cf");
+use super::{LOCAL_CF, world};
 
 /// One entry of a hand-written zip.
 struct ZipEntry {
