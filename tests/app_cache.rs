@@ -21,13 +21,7 @@ struct World {
     _spies: tempfile::TempDir,
 }
 
-impl std::ops::Deref for World {
-    type Target = PushWorld;
-
-    fn deref(&self) -> &PushWorld {
-        &self.base
-    }
-}
+support::extends_push_world!(World);
 
 impl World {
     fn new(fixture: &str) -> Self {
@@ -66,18 +60,7 @@ impl World {
 
     /// The cached environment's entry directory.
     fn entry(&self) -> PathBuf {
-        let environments = self.cache.join("final/environment");
-        fs::read_dir(&environments)
-            .unwrap()
-            .flatten()
-            .map(|entry| entry.path())
-            .find(|path| {
-                path.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("entry-")
-            })
-            .expect("a cached environment entry")
+        support::cache_entry(&self.cache)
     }
 }
 

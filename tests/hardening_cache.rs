@@ -20,13 +20,7 @@ struct World {
     cache: PathBuf,
 }
 
-impl std::ops::Deref for World {
-    type Target = PushWorld;
-
-    fn deref(&self) -> &PushWorld {
-        &self.base
-    }
-}
+support::extends_push_world!(World);
 
 impl World {
     fn new() -> Self {
@@ -86,17 +80,7 @@ impl World {
     }
 
     fn entry(&self) -> PathBuf {
-        fs::read_dir(self.cache_dir().join("environment"))
-            .unwrap()
-            .flatten()
-            .map(|entry| entry.path())
-            .find(|path| {
-                path.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("entry-")
-            })
-            .expect("a cached environment entry")
+        support::cache_entry(&self.cache)
     }
 }
 

@@ -86,13 +86,7 @@ struct World {
     base: PushWorld,
 }
 
-impl std::ops::Deref for World {
-    type Target = PushWorld;
-
-    fn deref(&self) -> &PushWorld {
-        &self.base
-    }
-}
+support::extends_push_world!(World);
 
 impl World {
     fn new() -> Self {
@@ -122,20 +116,6 @@ impl World {
         };
         fs::write(path, text).unwrap();
     }
-}
-
-fn entry_of(cache: &Path) -> PathBuf {
-    fs::read_dir(cache.join("final/environment"))
-        .unwrap()
-        .flatten()
-        .map(|entry| entry.path())
-        .find(|path| {
-            path.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("entry-")
-        })
-        .expect("a cached environment entry")
 }
 
 /// A buildpack that runs before the conda buildpack and, when `FILL_LEAVE_KIB` is set, fills
@@ -169,7 +149,7 @@ fn a_full_disk_while_installing_fails_clearly_and_keeps_the_cache() {
         )
     };
     push("first", false).assert_success();
-    let entry = entry_of(&cache);
+    let entry = support::cache_entry(&cache);
     let before = listing(&entry);
 
     // The app gains a package; the disk has room for almost nothing.
@@ -244,7 +224,7 @@ fn a_full_disk_while_saving_the_cache_costs_only_the_save() {
     let cache = world.dir.path().join("cache");
     world.push("first", &cache).assert_success();
     let environments = cache.join("final/environment");
-    let entry_name = entry_of(&cache).file_name().unwrap().to_owned();
+    let entry_name = support::cache_entry(&cache).file_name().unwrap().to_owned();
 
     // The saved entries move to a file system with room for them and almost nothing more
     // (`cp -a` keeps the modes and times).

@@ -20,13 +20,7 @@ struct World {
     base: PushWorld,
 }
 
-impl std::ops::Deref for World {
-    type Target = PushWorld;
-
-    fn deref(&self) -> &PushWorld {
-        &self.base
-    }
-}
+support::extends_push_world!(World);
 
 impl World {
     fn new() -> Self {

@@ -371,6 +371,39 @@ pub(crate) fn stdout(output: &Output) -> String {
         .collect()
 }
 
+/// The cached environment's entry directory in the app cache `cache` (`stage --cache`) left
+/// by the final buildpack.
+pub(crate) fn cache_entry(cache: &Path) -> PathBuf {
+    fs::read_dir(cache.join("final/environment"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("entry-")
+        })
+        .expect("a cached environment entry")
+}
+
+/// `impl Deref<Target = PushWorld>` for a story's own world that holds one in `base` and adds
+/// what the story needs, so that `world.app`, `world.server`... read as on a `PushWorld`.
+#[allow(unused_macros)] // used by some stories only
+macro_rules! extends_push_world {
+    ($world:ty) => {
+        impl std::ops::Deref for $world {
+            type Target = $crate::support::PushWorld;
+
+            fn deref(&self) -> &$crate::support::PushWorld {
+                &self.base
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use extends_push_world;
+
 /// The numpy-web fixture app, started from its droplet, answers from its environment.
 pub(crate) fn assert_numpy_web_runs(staging: &Staging) {
     let run = launch(&staging.droplet(), "python app.py --once", &[]);
