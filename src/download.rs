@@ -171,18 +171,10 @@ pub(crate) fn fetch_page(url: &str, accept: &str) -> Result<Page, DownloadError>
     let client = client(url)?;
     with_retries(|| {
         let shown = log::redact_url(url);
-        let response = client
-            .get(url)
-            .header(reqwest::header::ACCEPT, accept)
-            .send()
-            .map_err(|error| classify(&shown, &error))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(DownloadError::HttpStatus {
-                url: shown,
-                status: status.as_u16(),
-            });
-        }
+        let response = send(
+            client.get(url).header(reqwest::header::ACCEPT, accept),
+            &shown,
+        )?;
         let link = response
             .headers()
             .get(reqwest::header::LINK)
@@ -212,17 +204,7 @@ fn fetch_once(
 ) -> Result<Downloaded, DownloadError> {
     let shown = log::redact_url(url);
     let started = Instant::now();
-    let mut response = client
-        .get(url)
-        .send()
-        .map_err(|error| classify(&shown, &error))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(DownloadError::HttpStatus {
-            url: shown,
-            status: status.as_u16(),
-        });
-    }
+    let mut response = send(client.get(url), &shown)?;
     let expected_length = response.content_length();
     let partial = partial_path(target);
     let write_error = |source| DownloadError::Write {
@@ -322,6 +304,22 @@ fn partial_path(target: &Path) -> PathBuf {
 
 /// Words for what went wrong before a byte arrived. reqwest's own text names the URL with its
 /// credentials, so only the redacted URL and the underlying cause are kept.
+/// Sends `request` for the URL shown as `shown`; an answer other than 2xx is an error.
+fn send(
+    request: reqwest::blocking::RequestBuilder,
+    shown: &str,
+) -> Result<reqwest::blocking::Response, DownloadError> {
+    let response = request.send().map_err(|error| classify(shown, &error))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(DownloadError::HttpStatus {
+            url: shown.to_string(),
+            status: status.as_u16(),
+        });
+    }
+    Ok(response)
+}
+
 fn classify(shown: &str, error: &reqwest::Error) -> DownloadError {
     let mut cause = String::new();
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);

@@ -97,6 +97,23 @@ pub(crate) mod tests {
         builder.into_inner().unwrap().finish().unwrap()
     }
 
+    /// A `.tar.bz2` being built whose first entry is `info/index.json` holding `index`: the
+    /// start of a package a test goes on to make hostile entry by entry.
+    pub(crate) fn tar_bz2_with_index(
+        index: &str,
+    ) -> tar::Builder<bzip2::write::BzEncoder<Vec<u8>>> {
+        let mut builder = tar::Builder::new(bzip2::write::BzEncoder::new(
+            Vec::new(),
+            bzip2::Compression::fast(),
+        ));
+        let mut header = tar::Header::new_gnu();
+        header.set_path("info/index.json").unwrap();
+        header.set_size(index.len() as u64);
+        header.set_cksum();
+        builder.append(&header, index.as_bytes()).unwrap();
+        builder
+    }
+
     pub(crate) fn index_json(name: &str, version: &str, build: &str) -> String {
         format!(
             r#"{{"name": "{name}", "version": "{version}", "build": "{build}", "build_number": 0, "depends": [], "subdir": "linux-64", "license": "MIT"}}"#

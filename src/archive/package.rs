@@ -174,7 +174,7 @@ mod tests {
     use std::io;
 
     use super::*;
-    use crate::archive::tests::{index_json, tar_bz2, write};
+    use crate::archive::tests::{index_json, tar_bz2, tar_bz2_with_index, write};
 
     #[test]
     fn a_sound_package_yields_its_index() {
@@ -282,16 +282,7 @@ mod tests {
     fn a_decompression_bomb_is_refused_before_it_is_unpacked() {
         let dir = tempfile::tempdir().unwrap();
         // A tar whose header claims far more than the limit: refused from the header alone.
-        let mut builder = tar::Builder::new(bzip2::write::BzEncoder::new(
-            Vec::new(),
-            bzip2::Compression::fast(),
-        ));
-        let mut header = tar::Header::new_gnu();
-        header.set_path("info/index.json").unwrap();
-        let index = index_json("bomb", "1", "0");
-        header.set_size(index.len() as u64);
-        header.set_cksum();
-        builder.append(&header, index.as_bytes()).unwrap();
+        let mut builder = tar_bz2_with_index(&index_json("bomb", "1", "0"));
         let mut big = tar::Header::new_gnu();
         big.set_path("zeros").unwrap();
         big.set_size(600 * 1024 * 1024);

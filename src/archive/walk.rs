@@ -350,7 +350,7 @@ mod tests {
 
     use super::*;
     use crate::archive::inspect;
-    use crate::archive::tests::{index_json, tar_bz2, write};
+    use crate::archive::tests::{index_json, tar_bz2, tar_bz2_with_index, write};
 
     #[test]
     fn entry_paths_never_climb() {
@@ -437,15 +437,7 @@ mod tests {
     fn a_long_name_bomb_is_refused_without_reading_it() {
         let dir = tempfile::tempdir().unwrap();
         let index = index_json("bomb", "1", "0");
-        let mut builder = tar::Builder::new(bzip2::write::BzEncoder::new(
-            Vec::new(),
-            bzip2::Compression::fast(),
-        ));
-        let mut header = tar::Header::new_gnu();
-        header.set_path("info/index.json").unwrap();
-        header.set_size(index.len() as u64);
-        header.set_cksum();
-        builder.append(&header, index.as_bytes()).unwrap();
+        let mut builder = tar_bz2_with_index(&index);
         // A GNU long-name header that claims 100 MiB: the tar crate alone would read it all
         // into memory before giving back the entry it names.
         let mut long = tar::Header::new_gnu();
@@ -468,15 +460,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = index_json("long", "1", "0");
         for escape in ["gnu", "pax"] {
-            let mut builder = tar::Builder::new(bzip2::write::BzEncoder::new(
-                Vec::new(),
-                bzip2::Compression::fast(),
-            ));
-            let mut header = tar::Header::new_gnu();
-            header.set_path("info/index.json").unwrap();
-            header.set_size(index.len() as u64);
-            header.set_cksum();
-            builder.append(&header, index.as_bytes()).unwrap();
+            let mut builder = tar_bz2_with_index(&index);
             let hostile = format!("{}/../../../../etc/cron.d/x", "d".repeat(150));
             if escape == "gnu" {
                 let mut long = tar::Header::new_gnu();
