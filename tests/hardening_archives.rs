@@ -152,14 +152,7 @@ fn zeros_tar(out: &mut dyn Write, files: usize, size: u64) {
 fn hostile_vendored_packages_are_refused_naming_the_entry_and_nothing_escapes() {
     let dir = scratch();
     let server = Server::start(&fixtures().dir);
-    let zip = package(
-        &server,
-        dir.path(),
-        &Packaging {
-            cached: true,
-            ..Packaging::default()
-        },
-    );
+    let zip = package(&server, dir.path(), &Packaging::cached());
     let outside = target_outside();
     let absolute = format!("{}/absolute", outside.display());
     let entry = |path: &str, kind: &str| (path.to_string(), kind.to_string());
@@ -404,14 +397,7 @@ fn a_hostile_buildpack_zip_is_refused_before_anything_is_written_outside() {
 fn a_cached_zip_whose_installer_was_altered_or_removed_is_never_run() {
     let dir = scratch();
     let server = Server::start(&fixtures().dir);
-    let zip = package(
-        &server,
-        dir.path(),
-        &Packaging {
-            cached: true,
-            ..Packaging::default()
-        },
-    );
+    let zip = package(&server, dir.path(), &Packaging::cached());
     let app = app("numpy-web", dir.path());
     // A copy of the cached zip with the default installer's bytes altered, or left out.
     let rewrite = |name: &str, alter: bool| -> PathBuf {
