@@ -24,6 +24,7 @@
 //! it and runs it without `--bench`: it then returns at once. `-- --locked` pushes the same app
 //! cold from environment.yml and from a pixi.lock of the same environment (issue 22).
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -32,6 +33,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::{median, print_goal, summary_duration, summary_time, tree_bytes};
 use support::real_conda::{self, Miniconda};
 use support::{Packaging, Server, StageOptions, Staging, package, scratch, stage};
 
@@ -69,13 +71,9 @@ cp -a "$FLOOR_ENVIRONMENT" "$3/$4/conda-env"
 "#;
 
 fn main() {
-    if !std::env::args().any(|arg| arg == "--bench") {
-        return;
-    }
-    let Some(world) = real_conda::world() else {
+    let Some(world) = common::real_platform_world() else {
         return;
     };
-    support::world::use_the_real_platform();
     let dir = scratch();
     // `-- --locked`: only the lockfile comparison (issue 22).
     if std::env::args().any(|arg| arg == "--locked") {
@@ -143,7 +141,7 @@ fn main() {
         let (time, staging) = push(&format!("ours-warm-{round}"), &ours, &ours_cache, &[]);
         staging.assert_log_contains("Restoring the conda environment from the cache");
         ours_warms.push(time);
-        warm_logs.push(summary_time(&staging.log));
+        warm_logs.push(summary_time(&staging.log).unwrap_or("?").to_string());
         let _ = fs::remove_dir_all(&floor_cache);
         let (time, _) = push(
             &format!("floor-{round}"),
@@ -153,8 +151,11 @@ fn main() {
         );
         floors.push(time);
     }
-    let ours_warm = median(&mut ours_warms);
-    let floor_time = median(&mut floors);
+    // Sorted: the lists are printed below in that order.
+    ours_warms.sort();
+    floors.sort();
+    let ours_warm = median(&ours_warms);
+    let floor_time = median(&floors);
     let (peer_warm, _) = push("peer-warm", &peer, &peer_cache, &[]);
 
     eprintln!("pushes that add {ADDED}...");
@@ -200,9 +201,9 @@ fn main() {
     );
     println!(
         "this buildpack's own time (its summary): cold {}; warm {}; adding {ADDED} {}",
-        summary_time(&ours_cold_staging.log),
+        summary_time(&ours_cold_staging.log).unwrap_or("?"),
         warm_logs.join(" / "),
-        summary_time(&ours_changed_staging.log)
+        summary_time(&ours_changed_staging.log).unwrap_or("?")
     );
     println!(
         "warm pushes {:?}, floor {:?} (medians above)",
@@ -215,28 +216,22 @@ fn main() {
             .map(|d| format!("{:.1} s", d.as_secs_f64()))
             .collect::<Vec<_>>()
     );
-    let ratio = |name: &str, value: f64, goal: f64| {
-        println!(
-            "{name}: {value:.2} (goal <= {goal:.2}) {}",
-            if value <= goal { "met" } else { "MISSED" }
-        );
-    };
-    ratio(
+    print_goal(
         "warm push / floor",
         seconds(ours_warm) / seconds(floor_time),
         1.5,
     );
-    ratio(
+    print_goal(
         "cold push / python-buildpack's cold push",
         seconds(ours_cold) / seconds(peer_cold),
         0.9,
     );
-    ratio(
+    print_goal(
         "push adding a package / python-buildpack's",
         seconds(ours_changed) / seconds(peer_changed),
         0.7,
     );
-    ratio(
+    print_goal(
         "cache bytes / environment bytes",
         ours_cache_bytes as f64 / environment_bytes as f64,
         0.65,
@@ -348,10 +343,10 @@ fn locked_against_environment_yml(into: &Path) {
             let (time, staging) = push(&format!("lock-{tag}"), &locked);
             staging.assert_log_contains("from pixi.lock (environment `default`) (no solve)");
             from_lock.push(time);
-            own_times.push(summary_time(&staging.log));
+            own_times.push(summary_time(&staging.log).unwrap_or("?").to_string());
         }
-        let yml = median(&mut from_yml).as_secs_f64();
-        let lock = median(&mut from_lock).as_secs_f64();
+        let yml = median(&from_yml).as_secs_f64();
+        let lock = median(&from_lock).as_secs_f64();
         println!("| {label} | {yml:.1} s | {lock:.1} s | {:.2} |", lock / yml);
     }
     println!();
@@ -395,7 +390,7 @@ fn conda_forge_size(into: &Path, peer: &Path) {
         let staging = stage(&app, &[zip], &options, &into.join(name));
         Measured {
             wall: started.elapsed(),
-            own: summary_seconds(&staging.log),
+            own: summary_duration(&staging.log).map(|time| time.as_secs_f64()),
             peak_mib: staging.peak_memory_kib / 1024,
             staging,
         }
@@ -491,56 +486,23 @@ fn conda_forge_size(into: &Path, peer: &Path) {
     );
     println!();
     let (small_cold, big_cold, big_changed) = (&rows[0].2, &rows[1].2, &rows[1].3);
-    let ratio = |name: &str, value: f64, goal: f64| {
-        println!(
-            "{name}: {value:.2} (goal <= {goal:.2}) {}",
-            if value <= goal { "met" } else { "MISSED" }
-        );
-    };
-    ratio(
+    print_goal(
         "cold push, conda-forge-sized / 21-package channel",
         seconds(big_cold.wall) / seconds(small_cold.wall),
         1.5,
     );
-    ratio(
+    print_goal(
         "peak staging memory on the big channel, GiB",
         big_cold.peak_mib.max(big_changed.peak_mib) as f64 / 1024.0,
         1.0,
     );
     if let (Some(changed), Some(cold)) = (big_changed.own, big_cold.own) {
-        ratio(
+        print_goal(
             "push adding a package / cold push, big channel, buildpack's own time",
             changed / cold,
             0.6,
         );
     }
-}
-
-/// The summary's total, `Time: 12.3s in all`, in seconds.
-fn summary_seconds(log: &str) -> Option<f64> {
-    let time = summary_time(log);
-    let total = time.split(" in all").next()?;
-    if let Some(ms) = total.strip_suffix("ms") {
-        return ms.parse::<f64>().ok().map(|ms| ms / 1000.0);
-    }
-    if let Some((minutes, rest)) = total.split_once("m ") {
-        let seconds: f64 = rest.trim_end_matches('s').parse().ok()?;
-        return Some(minutes.parse::<f64>().ok()? * 60.0 + seconds);
-    }
-    total.trim_end_matches('s').parse().ok()
-}
-
-fn median(values: &mut [Duration]) -> Duration {
-    values.sort();
-    values[values.len() / 2]
-}
-
-/// The summary's `Time: ... in all (...)` line, without its indent.
-fn summary_time(log: &str) -> String {
-    log.lines()
-        .find_map(|line| line.trim().strip_prefix("Time: "))
-        .unwrap_or("?")
-        .to_string()
 }
 
 /// A buildpack folder with `bin/supply` (and the installer, for the peer), zipped.
@@ -566,22 +528,6 @@ fn stand_in(into: &Path, name: &str, supply: &str, installer: Option<&Path>) -> 
     let zip = into.join(format!("{name}.zip"));
     support::zip_buildpack_dir(&source, &zip);
     zip
-}
-
-fn tree_bytes(root: &Path) -> u64 {
-    let mut total = 0;
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let metadata = fs::symlink_metadata(entry.path()).unwrap();
-            if metadata.is_dir() {
-                pending.push(entry.path());
-            } else if metadata.is_file() {
-                total += metadata.len();
-            }
-        }
-    }
-    total
 }
 
 fn environment_bytes(staging: &Staging) -> u64 {

@@ -7,6 +7,7 @@
 //! `cargo bench --bench slim`. `cargo test --all-targets` builds it and runs it without
 //! `--bench`: it then returns at once.
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -16,13 +17,9 @@ use support::real_conda::{self, Miniconda};
 use support::{Server, StageOptions, package, scratch, stage};
 
 fn main() {
-    if !std::env::args().any(|arg| arg == "--bench") {
-        return;
-    }
-    let Some(world) = real_conda::world() else {
+    let Some(world) = common::real_platform_world() else {
         return;
     };
-    support::world::use_the_real_platform();
     let dir = scratch();
     let server = Server::start(world);
     let zip = package(

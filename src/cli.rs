@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::errors::{self, Error};
 use crate::stager::Stager;
-use crate::{detect, finalize, lifecycle, manifest_update, packager, supply, vendor};
+use crate::{detect, finalize, manifest_update, packager, supply, vendor};
 
 #[derive(Parser)]
 #[command(
@@ -48,13 +48,6 @@ enum Command {
     },
     /// Build the buildpack zip (uncached or cached) as Cloud Foundry's packager does.
     Package(packager::PackageArgs),
-    /// Stage an app locally, as Cloud Foundry's builder does, from buildpack zips.
-    Stage(lifecycle::stage::StageArgs),
-    /// Our model of Cloud Foundry's builder, as `stage` runs it inside the staging container.
-    #[command(hide = true)]
-    Builder(lifecycle::builder::BuilderArgs),
-    /// Start a droplet as Cloud Foundry's launcher does, at /home/vcap.
-    Launch(lifecycle::launch::LaunchArgs),
     /// Fill an app's vendor/ with every conda package its environment needs, for staging
     /// with no network.
     Vendor(vendor::VendorArgs),
@@ -120,9 +113,6 @@ pub(crate) fn run() -> ExitCode {
             cache_dir,
         } => report(finalize::compile(&build_dir, &cache_dir)),
         Command::Package(args) => packager::run(&args),
-        Command::Stage(args) => lifecycle::stage::run(&args),
-        Command::Builder(args) => lifecycle::builder::run(&args),
-        Command::Launch(args) => lifecycle::launch::run(&args),
         Command::Vendor(args) => vendor::run(&args),
         Command::Stacks { names } => {
             print!("{}", crate::stack::listing(names));

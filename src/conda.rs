@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::installer::Scratch;
 use crate::log;
+use crate::scratch::Scratch;
 
 pub(crate) struct Conda<'a> {
     pub(crate) executable: PathBuf,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use crate::digest::hex;
 use crate::log;
 
 /// Attempts per download: the first try and three retries.
@@ -173,18 +174,10 @@ pub(crate) fn fetch_page(url: &str, accept: &str) -> Result<Page, DownloadError>
     let client = client(url)?;
     with_retries(|| {
         let shown = log::redact_url(url);
-        let response = client
-            .get(url)
-            .header(reqwest::header::ACCEPT, accept)
-            .send()
-            .map_err(|error| classify(&shown, &error))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(DownloadError::HttpStatus {
-                url: shown,
-                status: status.as_u16(),
-            });
-        }
+        let response = send(
+            client.get(url).header(reqwest::header::ACCEPT, accept),
+            &shown,
+        )?;
         let link = response
             .headers()
             .get(reqwest::header::LINK)
@@ -214,17 +207,7 @@ fn fetch_once(
 ) -> Result<Downloaded, DownloadError> {
     let shown = log::redact_url(url);
     let started = Instant::now();
-    let mut response = client
-        .get(url)
-        .send()
-        .map_err(|error| classify(&shown, &error))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(DownloadError::HttpStatus {
-            url: shown,
-            status: status.as_u16(),
-        });
-    }
+    let mut response = send(client.get(url), &shown)?;
     let expected_length = response.content_length();
     let partial = partial_path(target);
     let write_error = |source| DownloadError::Write {
@@ -324,6 +307,22 @@ fn partial_path(target: &Path) -> PathBuf {
 
 /// Words for what went wrong before a byte arrived. reqwest's own text names the URL with its
 /// credentials, so only the redacted URL and the underlying cause are kept.
+/// Sends `request` for the URL shown as `shown`; an answer other than 2xx is an error.
+fn send(
+    request: reqwest::blocking::RequestBuilder,
+    shown: &str,
+) -> Result<reqwest::blocking::Response, DownloadError> {
+    let response = request.send().map_err(|error| classify(shown, &error))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(DownloadError::HttpStatus {
+            url: shown.to_string(),
+            status: status.as_u16(),
+        });
+    }
+    Ok(response)
+}
+
 fn classify(shown: &str, error: &reqwest::Error) -> DownloadError {
     let mut cause = String::new();
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
@@ -356,16 +355,6 @@ fn classify(shown: &str, error: &reqwest::Error) -> DownloadError {
             reason: cause,
         }
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
-            let _ = write!(text, "{byte:02x}");
-            text
-        })
 }
 
 /// Computes the one digest a download is checked against, as the bytes stream past.
@@ -409,14 +398,6 @@ impl<'a> Hasher<'a> {
             })
         }
     }
-}
-
-/// The sha256 of a file, streamed.
-pub(crate) fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher)?;
-    Ok(hex(&hasher.finalize()))
 }
 
 /// Progress display for one download.
@@ -479,11 +460,6 @@ impl Meter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_is_lowercase_and_padded() {
-        assert_eq!(hex(&[0, 15, 255]), "000fff");
-    }
 
     #[test]
     fn only_server_and_network_faults_are_retried() {

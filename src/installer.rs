@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::app::{Distribution, Settings};
+use crate::digest;
 use crate::download::{self, DownloadError, Progress};
 use crate::log;
 use crate::manifest::{self, Dependency, Manifest};
 use crate::process::{self, Echo};
 use crate::python_version::PythonChoice;
+use crate::scratch::Scratch;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum InstallerError {
@@ -250,7 +252,7 @@ pub(crate) fn obtain(
                 path,
             });
         }
-        let actual = download::sha256_file(&path).map_err(|source| InstallerError::Io {
+        let actual = digest::sha256_file(&path).map_err(|source| InstallerError::Io {
             path: path.clone(),
             source,
         })?;
@@ -267,7 +269,7 @@ pub(crate) fn obtain(
         .join(dependency.sha256.to_ascii_lowercase())
         .join(dependency.file_name());
     if cached.is_file() {
-        match download::sha256_file(&cached) {
+        match digest::sha256_file(&cached) {
             Ok(actual) if actual.eq_ignore_ascii_case(&dependency.sha256) => {
                 log::detail(&format!(
                     "Using {} from the app cache",
@@ -351,34 +353,6 @@ pub(crate) fn install(
         });
     }
     Ok(conda)
-}
-
-/// A private HOME and TMPDIR inside the buildpack's cache dir for the installer, conda and
-/// pip: they write `~/.conda`, `~/.cache/pip` and temporary files, and a supply buildpack
-/// may write only inside DEPS/IDX and its cache dir. A private HOME also keeps a stray
-/// `~/.condarc` from changing the build.
-pub(crate) struct Scratch {
-    pub(crate) home: PathBuf,
-    pub(crate) tmp: PathBuf,
-}
-
-impl Scratch {
-    pub(crate) fn create(root: &Path) -> std::io::Result<Self> {
-        crate::fsutil::remove_if_exists(root)?;
-        let home = root.join("home");
-        let tmp = root.join("tmp");
-        fs::create_dir_all(&home)?;
-        fs::create_dir_all(&tmp)?;
-        Ok(Self { home, tmp })
-    }
-
-    pub(crate) fn apply(&self, command: &mut Command) {
-        command
-            .env("HOME", &self.home)
-            .env("TMPDIR", &self.tmp)
-            .env("XDG_CACHE_HOME", self.home.join(".cache"))
-            .env("XDG_CONFIG_HOME", self.home.join(".config"));
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! conda-buildpack: a Cloud Foundry buildpack for conda apps. One executable serves Cloud
 //! Foundry's buildpack scripts (`detect`, `supply`, `finalize`, `release`, `compile`) and the
-//! tools around them (`package`, `stage`, `launch`, `vendor`); `cli` dispatches, and each
+//! tools around them (`package`, `vendor`, `manifest update`); `cli` dispatches, and each
 //! phase reads top to bottom in its module. Everything is crate-private but [`run`] and the
 //! entry points the fuzz targets drive.
 
@@ -14,13 +14,13 @@ mod cli;
 mod conda;
 mod condarc;
 mod detect;
+mod digest;
 mod download;
 mod environment;
 mod errors;
 mod finalize;
 mod fsutil;
 mod installer;
-mod lifecycle;
 mod locked;
 mod log;
 mod manifest;
@@ -32,6 +32,7 @@ mod private_channels;
 mod process;
 mod python_version;
 mod relocate;
+mod scratch;
 mod secrets;
 mod services;
 mod slim;

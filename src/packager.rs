@@ -15,7 +15,8 @@ use serde_yaml_ng::Value;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
-use crate::download::{self, Progress, hex};
+use crate::digest::{self, hex};
+use crate::download::{self, Progress};
 use crate::manifest::Manifest;
 
 #[derive(Debug, clap::Args)]
@@ -215,7 +216,7 @@ pub(crate) fn package(args: &PackageArgs) -> Result<PathBuf, PackageError> {
                         .to_string();
                     let cached = cache_dir.join(sha256.to_ascii_lowercase()).join(&file_name);
                     let verified = cached.is_file()
-                        && download::sha256_file(&cached)
+                        && digest::sha256_file(&cached)
                             .is_ok_and(|actual| actual.eq_ignore_ascii_case(&sha256));
                     if verified {
                         eprintln!("       Using {file_name} from {}", cache_dir.display());
@@ -296,7 +297,7 @@ pub(crate) fn package(args: &PackageArgs) -> Result<PathBuf, PackageError> {
     })?;
     fs::rename(&partial, &target)
         .map_err(io_context(format!("cannot write {}", target.display())))?;
-    let digest = download::sha256_file(&target).map_err(io_context("cannot checksum the zip"))?;
+    let digest = digest::sha256_file(&target).map_err(io_context("cannot checksum the zip"))?;
     let sums = args.output.join(format!("{name}.SHA256SUMS"));
     fs::write(&sums, format!("{digest}  {name}\n"))
         .map_err(io_context(format!("cannot write {}", sums.display())))?;

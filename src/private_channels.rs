@@ -11,9 +11,9 @@ use crate::app::App;
 use crate::cache;
 use crate::condarc::{self, Layer, StagingCondarc};
 use crate::errors::Error;
-use crate::installer::Scratch;
 use crate::log;
 use crate::netrc::{StagingNetrc, StagingTokens};
+use crate::scratch::Scratch;
 use crate::secrets;
 use crate::services::{self, CondaService};
 

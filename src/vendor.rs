@@ -20,7 +20,8 @@ use rattler_conda_types::PackageRecord;
 use sha2::{Digest, Sha256};
 
 use crate::archive::{self, ArchiveError};
-use crate::download::{self, Checksum, Progress, hex};
+use crate::digest::hex;
+use crate::download::{self, Checksum, Progress};
 use crate::environment::LocalChannel;
 
 /// The platform staging installs for; `noarch` packages fit any.

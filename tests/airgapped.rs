@@ -37,123 +37,6 @@ fn vendored_packages(app: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
-fn packaging_twice_gives_identical_bytes_and_downloads_once() {
-    let dir = scratch();
-    let server = Server::start(&fixtures().dir);
-    let download_cache = dir.path().join("downloads");
-    let cached = |into: &str| {
-        package(
-            &server,
-            &dir.path().join(into),
-            &Packaging {
-                cached: true,
-                stack: Some("cflinuxfs4".into()),
-                cache_dir: Some(download_cache.clone()),
-                ..Packaging::default()
-            },
-        )
-    };
-    let first = cached("one");
-    let on_stack = {
-        let text = fs::read_to_string(support::repo().join("manifest.yml")).unwrap();
-        let manifest: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
-        manifest["dependencies"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .filter(|d| {
-                d["cf_stacks"]
-                    .as_sequence()
-                    .unwrap()
-                    .iter()
-                    .any(|s| s == "cflinuxfs4")
-            })
-            .count()
-    };
-    let installers_fetched = server.requests_ending_with(".sh");
-    assert_eq!(
-        installers_fetched, on_stack,
-        "every installer for the stack is fetched once"
-    );
-    let second = cached("two");
-    assert_eq!(
-        server.requests_ending_with(".sh"),
-        installers_fetched,
-        "the download cache is reused"
-    );
-    assert_eq!(first.file_name(), second.file_name());
-    assert_eq!(
-        first.file_name().unwrap().to_string_lossy(),
-        format!(
-            "conda_buildpack-cached-cflinuxfs4-v{}.zip",
-            env!("CARGO_PKG_VERSION")
-        )
-    );
-    assert!(
-        fs::read(&first).unwrap() == fs::read(&second).unwrap(),
-        "the two zips differ"
-    );
-    let sums = fs::read_to_string(first.with_file_name(format!(
-        "{}.SHA256SUMS",
-        first.file_name().unwrap().to_string_lossy()
-    )))
-    .unwrap();
-    assert!(
-        sums.ends_with(&format!(
-            "  {}\n",
-            first.file_name().unwrap().to_string_lossy()
-        )),
-        "{sums}"
-    );
-
-    // CF's packager layout: dependencies/<md5 of uri>/<file>, `file:` and `stack:` in the
-    // manifest, Unix modes stored.
-    let mut zip = zip::ZipArchive::new(fs::File::open(&first).unwrap()).unwrap();
-    let names: Vec<String> = zip.file_names().map(str::to_string).collect();
-    assert_eq!(
-        names
-            .iter()
-            .filter(|name| name.starts_with("dependencies/"))
-            .count(),
-        on_stack,
-        "{names:?}"
-    );
-    let manifest: serde_yaml_ng::Value = {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut zip.by_name("manifest.yml").unwrap(), &mut text)
-            .unwrap();
-        serde_yaml_ng::from_str(&text).unwrap()
-    };
-    assert_eq!(manifest["stack"], "cflinuxfs4");
-    for dependency in manifest["dependencies"].as_sequence().unwrap() {
-        let uri = dependency["uri"].as_str().unwrap();
-        let file = dependency["file"].as_str().unwrap();
-        let expected = format!(
-            "dependencies/{:x}/{}",
-            md5::Md5::digest(uri.as_bytes()),
-            uri.rsplit('/').next().unwrap()
-        );
-        assert_eq!(file, expected);
-        assert!(names.contains(&expected));
-        assert!(dependency.get("cf_stacks").is_none());
-    }
-    assert_eq!(
-        zip.by_name("bin/supply").unwrap().unix_mode().unwrap() & 0o777,
-        0o755
-    );
-
-    let uncached = package(&server, &dir.path().join("three"), &Packaging::default());
-    let zip = zip::ZipArchive::new(fs::File::open(&uncached).unwrap()).unwrap();
-    assert!(
-        !zip.file_names()
-            .any(|name| name.starts_with("dependencies/")),
-        "an uncached zip carries no dependency"
-    );
-}
-
-use md5::Digest as _;
-
-#[test]
 fn a_vendored_app_stages_with_no_network_from_the_cached_zip() {
     let dir = scratch();
     let server = Server::start(&fixtures().dir);
@@ -187,13 +70,7 @@ fn a_vendored_app_stages_with_no_network_from_the_cached_zip() {
         requests_before,
         "staging reached the network"
     );
-    let run = launch(&staging.droplet(), "python app.py --once", &[]);
-    assert!(
-        stdout(&run).contains("numpy 1.26.4 mean 2.5"),
-        "{}{}",
-        stdout(&run),
-        String::from_utf8_lossy(&run.stderr)
-    );
+    support::assert_numpy_web_runs(&staging);
 
     // A package missing from vendor/ fails, naming it.
     let pandas = packages
@@ -367,64 +244,6 @@ fn a_hostile_vendored_archive_is_refused_naming_the_file() {
         .assert_log_contains(
             "evil-1.0-0.tar.bz2 has an entry that escapes the package: ../../../../tmp/pwned",
         );
-}
-
-#[test]
-fn packaging_shows_progress_as_lines_in_a_pipeline_and_as_bars_on_a_terminal() {
-    let dir = scratch();
-    let server = Server::start(&fixtures().dir);
-    let manifest = support::fixture_manifest(&server, dir.path());
-    let command = |output: &str| {
-        format!(
-            "{} package --cached --stack cflinuxfs4 --manifest {} --source {} --output {} --cache-dir {}",
-            support::BINARY,
-            manifest.display(),
-            support::repo().display(),
-            dir.path().join(output).display(),
-            dir.path().join(format!("downloads-{output}")).display(),
-        )
-    };
-    let piped = Command::new("sh")
-        .arg("-c")
-        .arg(command("piped"))
-        .output()
-        .unwrap();
-    assert!(
-        piped.status.success(),
-        "{}",
-        String::from_utf8_lossy(&piped.stderr)
-    );
-    let text = String::from_utf8_lossy(&piped.stderr);
-    assert!(
-        text.contains(&format!(
-            "Download [{}/installers/Miniconda2-4.7.12.1-Linux-x86_64.sh]",
-            server.url()
-        )),
-        "{text}"
-    );
-    assert!(
-        text.contains("Miniconda2-4.7.12.1-Linux-x86_64.sh: "),
-        "a plain line per download: {text}"
-    );
-    assert!(
-        !text.contains('\r') && !text.contains('\u{1b}'),
-        "no bar without a terminal: {text:?}"
-    );
-    // On a terminal (script(1) gives the command a pseudo-terminal), indicatif draws bars.
-    let terminal = Command::new("script")
-        .args(["-qec", &command("terminal"), "/dev/null"])
-        .output()
-        .unwrap();
-    assert!(
-        terminal.status.success(),
-        "{}",
-        String::from_utf8_lossy(&terminal.stdout)
-    );
-    let text = String::from_utf8_lossy(&terminal.stdout);
-    assert!(
-        text.contains('\r') || text.contains('\u{1b}'),
-        "a bar on a terminal: {text:?}"
-    );
 }
 
 /// `(major, minor)` of the fixture conda's Python: what the pip index's wheels are built for.

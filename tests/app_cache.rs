@@ -10,33 +10,27 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::{
-    Packaging, Server, StageOptions, app, fixtures, launch, package, scratch, stage, stdout,
+    Packaging, PushWorld, StageOptions, assert_numpy_web_runs, launch, package, stage, stdout,
 };
 
+/// A push world with an app cache, counting conda's invocations.
 struct World {
-    dir: tempfile::TempDir,
-    server: Server,
-    zip: PathBuf,
-    app: PathBuf,
+    base: PushWorld,
     cache: PathBuf,
     invocations: PathBuf,
     _spies: tempfile::TempDir,
 }
 
+support::extends_push_world!(World);
+
 impl World {
     fn new(fixture: &str) -> Self {
-        let dir = scratch();
-        let server = Server::start(&fixtures().dir);
-        let zip = package(&server, dir.path(), &Packaging::default());
-        let app = app(fixture, dir.path());
-        let cache = dir.path().join("app-cache");
+        let base = PushWorld::new(fixture);
+        let cache = base.dir.path().join("app-cache");
         let spies = support::container_visible_dir();
         let invocations = spies.path().join("conda-invocations.log");
         Self {
-            dir,
-            server,
-            zip,
-            app,
+            base,
             cache,
             invocations,
             _spies: spies,
@@ -53,7 +47,7 @@ impl World {
     }
 
     fn push(&self, name: &str) -> support::Staging {
-        self.push_with(name, &self.zip, self.options())
+        self.base.push(name, &self.options())
     }
 
     fn push_with(&self, name: &str, zip: &Path, options: StageOptions) -> support::Staging {
@@ -66,28 +60,7 @@ impl World {
 
     /// The cached environment's entry directory.
     fn entry(&self) -> PathBuf {
-        let environments = self.cache.join("final/environment");
-        fs::read_dir(&environments)
-            .unwrap()
-            .flatten()
-            .map(|entry| entry.path())
-            .find(|path| {
-                path.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("entry-")
-            })
-            .expect("a cached environment entry")
-    }
-
-    fn assert_app_works(&self, staging: &support::Staging) {
-        let run = launch(&staging.droplet(), "python app.py --once", &[]);
-        let output = stdout(&run);
-        assert!(
-            output.contains("numpy 1.26.4 mean 2.5"),
-            "{output}{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        support::cache_entry(&self.cache)
     }
 }
 
@@ -125,7 +98,7 @@ fn an_unchanged_push_restores_the_environment_without_conda() {
         requests,
         "a cache hit fetched something"
     );
-    world.assert_app_works(&second);
+    assert_numpy_web_runs(&second);
 }
 
 #[test]
@@ -168,7 +141,7 @@ fn a_changed_environment_is_updated_from_the_last_one_and_nothing_downloaded_twi
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    world.assert_app_works(&second);
+    assert_numpy_web_runs(&second);
 
     // Taking the package out again removes it (`--prune`), still from the last environment.
     fs::write(
@@ -275,7 +248,7 @@ fn a_damaged_cache_is_discarded_with_a_warning_and_staging_succeeds() {
         if *name == "a future format" {
             staging.assert_log_contains("cache format 7");
         }
-        world.assert_app_works(&staging);
+        assert_numpy_web_runs(&staging);
     }
 }
 
@@ -293,7 +266,7 @@ fn a_staging_killed_midway_leaves_a_cache_the_next_push_can_use() {
         assert!(!killed.droplet().exists() || killed.code == 0);
         let staging = world.push(&format!("after-kill-{attempt}"));
         staging.assert_success();
-        world.assert_app_works(&staging);
+        assert_numpy_web_runs(&staging);
     }
 }
 
@@ -316,7 +289,7 @@ fn bp_conda_clear_cache_starts_from_nothing_once() {
         2,
         "the installer was fetched again"
     );
-    world.assert_app_works(&cleared);
+    assert_numpy_web_runs(&cleared);
     // Unset again: the entry the cleared push saved is used.
     world
         .push("after")

@@ -4,8 +4,6 @@
 //! decompression bombs are all refused with the offending entry named, in bounded time and
 //! memory, and nothing is ever written outside the target.
 
-#[path = "lifecycle_support/mod.rs"]
-mod lifecycle_support;
 mod support;
 
 use std::fs;
@@ -154,14 +152,7 @@ fn zeros_tar(out: &mut dyn Write, files: usize, size: u64) {
 fn hostile_vendored_packages_are_refused_naming_the_entry_and_nothing_escapes() {
     let dir = scratch();
     let server = Server::start(&fixtures().dir);
-    let zip = package(
-        &server,
-        dir.path(),
-        &Packaging {
-            cached: true,
-            ..Packaging::default()
-        },
-    );
+    let zip = package(&server, dir.path(), &Packaging::cached());
     let outside = target_outside();
     let absolute = format!("{}/absolute", outside.display());
     let entry = |path: &str, kind: &str| (path.to_string(), kind.to_string());
@@ -363,7 +354,7 @@ fn a_hostile_buildpack_zip_is_refused_before_anything_is_written_outside() {
     for (case, extra, expected) in cases {
         let case_dir = dir.path().join(case);
         fs::create_dir_all(&case_dir).unwrap();
-        let mut buildpack = lifecycle_support::Buildpack::new("hostile.zip")
+        let mut buildpack = support::scripted::Buildpack::new("hostile.zip")
             .script("supply", "echo supplied")
             .script("finalize", "true")
             .release_web("python app.py");
@@ -406,14 +397,7 @@ fn a_hostile_buildpack_zip_is_refused_before_anything_is_written_outside() {
 fn a_cached_zip_whose_installer_was_altered_or_removed_is_never_run() {
     let dir = scratch();
     let server = Server::start(&fixtures().dir);
-    let zip = package(
-        &server,
-        dir.path(),
-        &Packaging {
-            cached: true,
-            ..Packaging::default()
-        },
-    );
+    let zip = package(&server, dir.path(), &Packaging::cached());
     let app = app("numpy-web", dir.path());
     // A copy of the cached zip with the default installer's bytes altered, or left out.
     let rewrite = |name: &str, alter: bool| -> PathBuf {

@@ -11,32 +11,22 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::{
-    Packaging, Server, StageOptions, app, droplet_entries, fixtures, launch, package, scratch,
-    stage, stage_killed_after, stdout,
+    PushWorld, StageOptions, assert_numpy_web_runs, droplet_entries, stage_killed_after,
 };
 
+/// A push world with an app cache, staging in its scratch dir.
 struct World {
-    dir: tempfile::TempDir,
-    server: Server,
-    zip: PathBuf,
-    app: PathBuf,
+    base: PushWorld,
     cache: PathBuf,
 }
 
+support::extends_push_world!(World);
+
 impl World {
     fn new() -> Self {
-        let dir = scratch();
-        let server = Server::start(&fixtures().dir);
-        let zip = package(&server, dir.path(), &Packaging::default());
-        let app = app("numpy-web", dir.path());
-        let cache = dir.path().join("app-cache");
-        Self {
-            dir,
-            server,
-            zip,
-            app,
-            cache,
-        }
+        let base = PushWorld::new("numpy-web");
+        let cache = base.dir.path().join("app-cache");
+        Self { base, cache }
     }
 
     fn options(&self) -> StageOptions {
@@ -46,12 +36,7 @@ impl World {
     }
 
     fn push(&self, name: &str) -> support::Staging {
-        stage(
-            &self.app,
-            &[&self.zip],
-            &self.options(),
-            &self.dir.path().join(name),
-        )
+        self.base.push(name, &self.options())
     }
 
     fn push_killed_after(&self, name: &str, delay: Duration) -> support::Staging {
@@ -79,13 +64,7 @@ impl World {
     /// The app runs, from an environment that has scipy exactly when the pushed
     /// environment.yml asks for it.
     fn assert_app_works(&self, staging: &support::Staging, with_scipy: bool) {
-        let run = launch(&staging.droplet(), "python app.py --once", &[]);
-        let output = stdout(&run);
-        assert!(
-            output.contains("numpy 1.26.4 mean 2.5"),
-            "{output}{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        assert_numpy_web_runs(staging);
         let has_scipy = droplet_entries(&staging.droplet())
             .iter()
             .any(|entry| entry.starts_with("deps/0/conda-env/conda-meta/scipy-"));
@@ -101,17 +80,7 @@ impl World {
     }
 
     fn entry(&self) -> PathBuf {
-        fs::read_dir(self.cache_dir().join("environment"))
-            .unwrap()
-            .flatten()
-            .map(|entry| entry.path())
-            .find(|path| {
-                path.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("entry-")
-            })
-            .expect("a cached environment entry")
+        support::cache_entry(&self.cache)
     }
 }
 

@@ -7,17 +7,13 @@
 //! ends, even when it fails. The staging container's disk is the one `stage` makes its staging
 //! root on (its TMPDIR): the app, the buildpacks, the cache brought back by Diego, the deps.
 
-#[path = "lifecycle_support/mod.rs"]
-mod lifecycle_support;
 mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{
-    Packaging, Server, StageOptions, app, fixtures, launch, package, scratch, stage, stdout,
-};
+use support::{PushWorld, StageOptions, assert_numpy_web_runs, stage};
 
 /// A tmpfs mounted at a path for the life of the value.
 struct Tmpfs(PathBuf);
@@ -85,35 +81,26 @@ fn listing(root: &Path) -> Vec<(PathBuf, u64, i128)> {
     found
 }
 
+/// A push world whose pushes name their cache and stage in its scratch dir.
 struct World {
-    dir: tempfile::TempDir,
-    server: Server,
-    zip: PathBuf,
-    app: PathBuf,
+    base: PushWorld,
 }
+
+support::extends_push_world!(World);
 
 impl World {
     fn new() -> Self {
-        let dir = scratch();
-        let server = Server::start(&fixtures().dir);
-        let zip = package(&server, dir.path(), &Packaging::default());
-        let app = app("numpy-web", dir.path());
         Self {
-            dir,
-            server,
-            zip,
-            app,
+            base: PushWorld::new("numpy-web"),
         }
     }
 
     fn push(&self, name: &str, cache: &Path) -> support::Staging {
-        stage(
-            &self.app,
-            &[&self.zip],
+        self.base.push(
+            name,
             &StageOptions::with_channels(&self.server)
                 .cache(cache)
                 .tmpdir(self.dir.path()),
-            &self.dir.path().join(name),
         )
     }
 
@@ -129,30 +116,6 @@ impl World {
         };
         fs::write(path, text).unwrap();
     }
-
-    fn assert_app_works(&self, staging: &support::Staging) {
-        let run = launch(&staging.droplet(), "python app.py --once", &[]);
-        assert!(
-            stdout(&run).contains("numpy 1.26.4 mean 2.5"),
-            "{}{}",
-            stdout(&run),
-            String::from_utf8_lossy(&run.stderr)
-        );
-    }
-}
-
-fn entry_of(cache: &Path) -> PathBuf {
-    fs::read_dir(cache.join("final/environment"))
-        .unwrap()
-        .flatten()
-        .map(|entry| entry.path())
-        .find(|path| {
-            path.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("entry-")
-        })
-        .expect("a cached environment entry")
 }
 
 /// A buildpack that runs before the conda buildpack and, when `FILL_LEAVE_KIB` is set, fills
@@ -168,7 +131,7 @@ fn a_full_disk_while_installing_fails_clearly_and_keeps_the_cache() {
     let world = World::new();
     let cache = world.dir.path().join("cache");
     let disk = Tmpfs::mount(&world.dir.path().join("container-disk"), 512 * 1024);
-    let filler = lifecycle_support::Buildpack::new("filler.zip")
+    let filler = support::scripted::Buildpack::new("filler.zip")
         .script("supply", FILL_DISK)
         .write(world.dir.path());
     let push = |name: &str, fill: bool| {
@@ -186,7 +149,7 @@ fn a_full_disk_while_installing_fails_clearly_and_keeps_the_cache() {
         )
     };
     push("first", false).assert_success();
-    let entry = entry_of(&cache);
+    let entry = support::cache_entry(&cache);
     let before = listing(&entry);
 
     // The app gains a package; the disk has room for almost nothing.
@@ -207,7 +170,7 @@ fn a_full_disk_while_installing_fails_clearly_and_keeps_the_cache() {
     staging
         .assert_success()
         .assert_log_contains("-----> Restoring the conda environment from the cache");
-    world.assert_app_works(&staging);
+    assert_numpy_web_runs(&staging);
     drop(disk);
 }
 
@@ -261,7 +224,7 @@ fn a_full_disk_while_saving_the_cache_costs_only_the_save() {
     let cache = world.dir.path().join("cache");
     world.push("first", &cache).assert_success();
     let environments = cache.join("final/environment");
-    let entry_name = entry_of(&cache).file_name().unwrap().to_owned();
+    let entry_name = support::cache_entry(&cache).file_name().unwrap().to_owned();
 
     // The saved entries move to a file system with room for them and almost nothing more
     // (`cp -a` keeps the modes and times).
@@ -317,5 +280,5 @@ fn a_full_disk_while_saving_the_cache_costs_only_the_save() {
     staging
         .assert_success()
         .assert_log_contains("-----> Restoring the conda environment from the cache");
-    world.assert_app_works(&staging);
+    assert_numpy_web_runs(&staging);
 }

@@ -11,18 +11,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::proxy::Proxy;
-use support::{
-    Fault, Packaging, Server, StageOptions, app, fixtures, launch, package, scratch, stage, stdout,
-};
+use support::{Fault, Packaging, PushWorld, StageOptions, fixtures, launch, stage, stdout};
 
 const INSTALLER: &str = "Miniforge3-26.5.3-0-Linux-x86_64.sh";
 
+/// A push world whose stagings each keep their own cache and output under one name.
 struct World {
-    dir: tempfile::TempDir,
-    server: Server,
-    zip: PathBuf,
-    app: PathBuf,
+    base: PushWorld,
 }
+
+support::extends_push_world!(World);
 
 impl World {
     fn new() -> Self {
@@ -30,15 +28,8 @@ impl World {
     }
 
     fn packaged(packaging: &Packaging) -> Self {
-        let dir = scratch();
-        let server = Server::start(&fixtures().dir);
-        let zip = package(&server, dir.path(), packaging);
-        let app = app("numpy-web", dir.path());
         Self {
-            dir,
-            server,
-            zip,
-            app,
+            base: PushWorld::packaged("numpy-web", packaging),
         }
     }
 

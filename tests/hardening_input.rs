@@ -11,8 +11,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use support::{
-    Packaging, Server, StageOptions, app, droplet_file, fixtures, launch, package, scratch, stage,
-    stdout,
+    Packaging, Server, StageOptions, app, assert_numpy_web_runs, droplet_file, fixtures, package,
+    scratch, stage,
 };
 
 /// Seconds and MiB a failing staging may take: it copies the app and unpacks the zip, then
@@ -49,16 +49,6 @@ impl World {
             &StageOptions::with_channels(&self.server).tmpdir(self.dir.path()),
             &self.dir.path().join(name).join("out"),
         )
-    }
-
-    fn assert_app_works(&self, staging: &support::Staging) {
-        let run = launch(&staging.droplet(), "python app.py --once", &[]);
-        let output = stdout(&run);
-        assert!(
-            output.contains("numpy 1.26.4 mean 2.5"),
-            "{output}{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
     }
 }
 
@@ -240,7 +230,7 @@ fn a_byte_order_mark_and_crlf_in_environment_yml_are_accepted() {
         .assert_success()
         .assert_clean_log()
         .assert_log_contains("3 conda specs from environment.yml");
-    world.assert_app_works(&staging);
+    assert_numpy_web_runs(&staging);
 }
 
 #[test]
@@ -267,7 +257,7 @@ fn a_windows_runtime_txt_and_a_procfile_without_web_are_accepted() {
         serde_json::from_slice(&droplet_file(&staging.droplet(), "staging_info.yml").unwrap())
             .unwrap();
     assert_eq!(staging_info["start_command"].as_str().unwrap_or(""), "");
-    world.assert_app_works(&staging);
+    assert_numpy_web_runs(&staging);
 }
 
 #[test]
@@ -365,7 +355,7 @@ fn links_that_leave_the_app_are_refused_and_links_inside_it_are_followed() {
     std::os::unix::fs::symlink("envs/prod.yml", app.join("environment.yml")).unwrap();
     let staging = world.stage(&app, "env-inside");
     staging.assert_success();
-    world.assert_app_works(&staging);
+    assert_numpy_web_runs(&staging);
 }
 
 #[test]

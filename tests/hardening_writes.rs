@@ -4,8 +4,6 @@
 //! environment.yml and pip fill its caches, the conda buildpack leaves the app directory, the
 //! staging user's home and TMPDIR exactly as they were.
 
-#[path = "lifecycle_support/mod.rs"]
-mod lifecycle_support;
 mod support;
 
 use std::collections::BTreeMap;
@@ -76,7 +74,7 @@ fn supply_writes_nothing_outside_deps_idx_and_its_cache_dir() {
     let server = Server::start(&fixtures().dir);
     let conda_zip = package(&server, dir.path(), &Packaging::default());
     // Another buildpack finalizes; it writes nothing at all, so every change is ours.
-    let final_zip = lifecycle_support::Buildpack::new("final.zip")
+    let final_zip = support::scripted::Buildpack::new("final.zip")
         .script("finalize", "true")
         .release_web("python app.py")
         .write(dir.path());

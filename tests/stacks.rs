@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::Command;
 
 use support::{
-    BINARY, Packaging, Server, StageOptions, Staging, app, fixtures, launch, package, scratch,
-    stage, stdout, vendor_command,
+    BINARY, Packaging, Server, StageOptions, app, assert_numpy_web_runs, fixtures, package,
+    scratch, stage, stdout, vendor_command,
 };
 
 fn on(stack: &str, server: &Server) -> StageOptions {
@@ -26,17 +26,6 @@ fn for_stack(stack: &str, cached: bool) -> Packaging {
         cached,
         ..Packaging::default()
     }
-}
-
-/// The fixture numpy app answers from its relocated environment.
-fn assert_runs(staging: &Staging) {
-    let run = launch(&staging.droplet(), "python app.py --once", &[]);
-    let output = stdout(&run);
-    assert!(
-        run.status.success() && output.contains("numpy 1.26.4 mean 2.5"),
-        "the app did not run: {output}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
 }
 
 #[test]
@@ -62,14 +51,14 @@ fn a_cflinuxfs5_app_stages_restages_from_the_cache_and_runs() {
         .assert_log_lacks("CF_STACK is not set")
         .assert_log_lacks("**WARNING**")
         .assert_log_contains("Cache: miss (no cached environment)");
-    assert_runs(&first);
+    assert_numpy_web_runs(&first);
 
     let again = stage(&app, &[&zip], &options, &dir.path().join("again"));
     again
         .assert_success()
         .assert_log_contains("-----> Restoring the conda environment from the cache")
         .assert_log_lacks("Installing the conda environment");
-    assert_runs(&again);
+    assert_numpy_web_runs(&again);
 }
 
 #[test]
@@ -104,7 +93,7 @@ fn the_cflinuxfs5_cached_zip_stages_a_vendored_app_with_the_network_cut() {
         .assert_clean_log()
         .assert_log_contains("       Copy [")
         .assert_log_lacks("vendor/ holds packages chosen for");
-    assert_runs(&staging);
+    assert_numpy_web_runs(&staging);
 
     // The same vendored app on a stack it was not vendored for: said, and staged.
     let elsewhere = stage(
@@ -174,7 +163,7 @@ fn a_deprecated_stack_warns_once_and_an_unset_stack_names_the_default() {
         "{}",
         old.log
     );
-    assert_runs(&old);
+    assert_numpy_web_runs(&old);
 
     let local = stage(
         &app,

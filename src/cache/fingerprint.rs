@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::download::hex;
+use crate::digest::hex;
 
 /// Everything that decides a built environment. A field added here takes part in the
 /// comparison (and gets a reason line in `differences`).

@@ -214,12 +214,12 @@ fn copy_checked(
             use sha2::Digest;
             let mut hasher = sha2::Sha256::new();
             io::copy(&mut reader, &mut hasher).map_err(write)?;
-            download::hex(&hasher.finalize())
+            crate::digest::hex(&hasher.finalize())
         } else {
             use md5::Digest;
             let mut hasher = md5::Md5::new();
             io::copy(&mut reader, &mut hasher).map_err(write)?;
-            download::hex(&hasher.finalize())
+            crate::digest::hex(&hasher.finalize())
         };
         Ok::<_, DownloadError>(digest)
     };

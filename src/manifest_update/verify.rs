@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::MiniforgeError;
 use super::{Release, Stated, UpdateError, io_error, miniforge};
+use crate::digest;
 use crate::download::{self, DownloadError, Progress};
 use crate::log::redact_url;
 
@@ -41,7 +42,7 @@ pub(crate) fn verify(
     };
     let target = downloads.dir.join(&sha256).join(&release.file_name);
     let cached =
-        target.is_file() && download::sha256_file(&target).is_ok_and(|actual| actual == sha256);
+        target.is_file() && digest::sha256_file(&target).is_ok_and(|actual| actual == sha256);
     if cached {
         eprintln!(
             "Using {} from {}",

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::PipError;
 use super::requirements::{Line, Located, normalize};
 use crate::archive;
-use crate::download::hex;
+use crate::digest::hex;
 
 /// The folder under `vendor/` that holds pip's files.
 pub(crate) const PIP_DIR: &str = "pip";

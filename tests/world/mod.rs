@@ -2,7 +2,7 @@
 //! platform it applies to:
 //!
 //! - `model` (the default): our own `stage` playing Diego and our model of the builder
-//!   (`conda-buildpack builder`) and launcher;
+//!   (`local-cf builder`) and launcher;
 //! - `real`: the same `stage` (Diego's part: the container, vcap, the cache's tgz round trip)
 //!   running Cloud Foundry's real `builder`, and `launch` running its real `launcher`, from
 //!   `../shared/real/cf`.

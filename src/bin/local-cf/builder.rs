@@ -1,4 +1,4 @@
-//! `conda-buildpack builder`: our model of Cloud Foundry's `builder`, the program Diego runs
+//! `local-cf builder`: our model of Cloud Foundry's `builder`, the program Diego runs
 //! inside the staging container (see `stage`, which plays Diego). It takes the real builder's
 //! flags, so `stage` runs either program the same way, and reads and writes only the
 //! container's paths.

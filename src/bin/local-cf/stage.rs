@@ -1,11 +1,11 @@
-//! `conda-buildpack stage`: what Diego does around a staging, from buildpack zips.
+//! `local-cf stage`: what Diego does around a staging, from buildpack zips.
 //!
 //! The story, top to bottom: check the inputs -> lay out a staging root that becomes the
 //! container's `/tmp` and `/home/vcap` -> upload the app as `cf push` does (`.cfignore`
 //! applied) -> unpack the buildpacks into `/tmp/buildpacks/<xxhash64 of the key>` -> bring
 //! back the app's build artifacts cache the way Diego does, through its tgz (every file a new
 //! copy, new mtimes, hard links broken, a 022 umask, owned by vcap) -> run the builder as vcap
-//! in a private mount namespace (our model, `conda-buildpack builder`, or the real one with
+//! in a private mount namespace (our model, `local-cf builder`, or the real one with
 //! `--builder`) -> collect `result.json` (also on failure), the droplet, and the new cache.
 //! The builder's exit code is the staging's.
 

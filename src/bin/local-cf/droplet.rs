@@ -208,10 +208,8 @@ mod tests {
 
     #[test]
     fn round_trip_keeps_modes_links_and_long_names() {
-        let work = std::env::temp_dir().join(format!(
-            "droplet-test-{}",
-            crate::lifecycle::files::random_digits()
-        ));
+        let work =
+            std::env::temp_dir().join(format!("droplet-test-{}", crate::files::random_digits()));
         let (app, contents, out) = (work.join("app"), work.join("contents"), work.join("out"));
         let long_dir = "d".repeat(120);
         for dir in [

@@ -150,7 +150,7 @@ pub(crate) fn start_command_from_staging_info(text: &str) -> Result<String, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lifecycle::process_types::parse_release;
+    use crate::process_types::parse_release;
 
     #[test]
     fn result_json_has_cf_shape() {

@@ -1,4 +1,4 @@
-//! `conda-buildpack launch`: what Cloud Foundry's launcher does with a droplet, at the
+//! `local-cf launch`: what Cloud Foundry's launcher does with a droplet, at the
 //! run-time paths. The droplet is unpacked into `/home/vcap` (app at `/home/vcap/app`, deps
 //! at `/home/vcap/deps`), never into the staging root, so a buildpack that bakes staging-time
 //! paths into the droplet fails here as it would on CF.
@@ -23,7 +23,7 @@ use super::namespace::{self, HOME_VCAP, VCAP_UID};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct LaunchArgs {
-    /// The `droplet.tgz` written by `conda-buildpack stage`.
+    /// The `droplet.tgz` written by `local-cf stage`.
     droplet: PathBuf,
     /// An app environment variable, as set with `cf set-env`; repeat as needed, later wins.
     #[arg(long = "env", value_name = "KEY=VALUE", allow_hyphen_values = true)]
@@ -96,7 +96,7 @@ fn launch_in_namespace(args: &LaunchArgs) -> Result<ExitCode, LifecycleError> {
 
     let mut inner = Command::new("/proc/self/exe");
     inner
-        .arg0("conda-buildpack")
+        .arg0("local-cf")
         .arg("launch")
         .arg("--inside-namespace")
         .arg(&droplet);

@@ -1,8 +1,7 @@
-//! Helpers for the lifecycle tests: scripted buildpack zips written byte by byte (so a test
-//! controls exactly which Unix modes a zip stores, or that it stores none), a tiny app, and
-//! runners for `conda-buildpack stage` and `launch`.
-
-#![allow(dead_code)] // each test binary uses a different subset
+//! Scripted buildpacks, for the stories about the local Cloud Foundry itself: zips written
+//! byte by byte (so a test controls exactly which Unix modes a zip stores, or that it stores
+//! none), a tiny app in a workspace, `local-cf stage` run on them, and the droplet's members
+//! read with their modes.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -10,13 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-// Test binaries that also use `support` load this module twice; both copies read the same
-// process-wide settings.
-#[allow(clippy::duplicate_mod)]
-#[path = "../world/mod.rs"]
-pub mod world;
-
-pub const BIN: &str = env!("CARGO_BIN_EXE_conda-buildpack");
+use super::{LOCAL_CF, world};
 
 /// One entry of a hand-written zip.
 struct ZipEntry {
@@ -252,9 +245,9 @@ impl Workspace {
         buildpack.write(self.path())
     }
 
-    /// `conda-buildpack stage APP --buildpack Z... --output OUT EXTRA...`
+    /// `local-cf stage APP --buildpack Z... --output OUT EXTRA...`
     pub fn stage(&self, zips: &[PathBuf], extra: &[&str]) -> Outcome {
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(LOCAL_CF);
         command
             .arg("stage")
             .arg(self.app())
@@ -267,7 +260,7 @@ impl Workspace {
             .args(world::stage_args())
             .args(extra)
             .env("TMPDIR", self.tmpdir());
-        Outcome::of(&command.output().expect("run conda-buildpack stage"))
+        Outcome::of(&command.output().expect("run local-cf stage"))
     }
 
     pub fn droplet(&self) -> PathBuf {

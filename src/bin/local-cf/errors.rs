@@ -281,7 +281,7 @@ impl LifecycleError {
             ),
             Self::LocalIo { what, path, source } => format!(
                 "Local staging failed: cannot {what} {}: {source}.\n\
-                 This is a problem of the machine running `conda-buildpack`, not of the app \
+                 This is a problem of the machine running `local-cf`, not of the app \
                  or the buildpack (disk full, permissions?). If it persists, please report it.",
                 path.display()
             ),
@@ -345,14 +345,14 @@ impl LifecycleError {
             ),
             Self::DropletUnpack { path, source } => format!(
                 "Cannot unpack the droplet {} into /home/vcap: {source}.\n\
-                 Is it a droplet.tgz written by `conda-buildpack stage`?",
+                 Is it a droplet.tgz written by `local-cf stage`?",
                 path.display()
             ),
             Self::StagingInfoInvalid { reason } => {
                 format!("Invalid staging info - the droplet's staging_info.yml: {reason}")
             }
             Self::NoStartCommand => "No start command specified or detected in droplet.\n\
-                 Give one after `--` (conda-buildpack launch DROPLET -- COMMAND), or let the \
+                 Give one after `--` (local-cf launch DROPLET -- COMMAND), or let the \
                  buildpack's bin/release or a Procfile name a web process."
                 .to_owned(),
             Self::AppStart { source } => format!("Cannot start the app with bash: {source}."),
