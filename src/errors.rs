@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use crate::app::AppError;
 use crate::buildpack::BuildpackError;
 use crate::cache::CacheError;
+use crate::conda_failure::FailureKind;
 use crate::condarc::CondarcError;
 use crate::download::DownloadError;
-use crate::environment::{EnvironmentError, FailureKind};
+use crate::environment::EnvironmentError;
 use crate::installer::InstallerError;
 use crate::log;
 use crate::manifest_update::{Failure, MinicondaError, MiniforgeError, UpdateError, VerifyError};
@@ -431,6 +432,7 @@ fn installer_message(error: &InstallerError) -> Message {
             dependency,
             status,
             output,
+            disk_full,
         } => {
             let mut body = vec![format!("The installer failed ({status}). Its output:")];
             body.extend(
@@ -441,7 +443,7 @@ fn installer_message(error: &InstallerError) -> Message {
                     .rev()
                     .map(|line| format!("  {line}")),
             );
-            if crate::environment::mentions_full_disk(output) {
+            if *disk_full {
                 Message::new(
                     format!("The {dependency} installer ran out of disk"),
                     body,
@@ -628,10 +630,9 @@ fn environment_message(error: &EnvironmentError) -> Message {
             disk_fix(source),
         ),
         EnvironmentError::Conda {
-            kind,
+            failure,
             command,
             status,
-            output,
             memory_limit_mib,
             vendored,
             channels,
@@ -639,6 +640,7 @@ fn environment_message(error: &EnvironmentError) -> Message {
             other_solvers,
             peak_memory_kib,
         } => {
+            let (kind, output) = (&failure.kind, &failure.output);
             let mut body = vec![match solver {
                 Some(solver) => format!("`{command}` failed ({status}) with the {solver} solver."),
                 None => format!("`{command}` failed ({status})."),
@@ -658,14 +660,13 @@ fn environment_message(error: &EnvironmentError) -> Message {
                     "The app installs offline from vendor/, and conda names above what vendor/ lacks. Run `conda-buildpack vendor APP_DIR` on your machine to fill vendor/ with every package the environment needs, and push again.".to_string(),
                 ),
                 FailureKind::PackagesNotFound => {
-                    let mut missing = listed_after(output, "packages are not available");
-                    missing.sort();
+                    let missing = &failure.missing;
                     // conda 26 lists only its own channels, never the file's it searched
                     // first: the buildpack's list is the whole one.
                     let searched = if channels.is_empty() {
-                        listed_after(output, "Current channels:")
+                        &failure.searched
                     } else {
-                        channels.clone()
+                        channels
                     };
                     if !missing.is_empty() {
                         body.insert(1, format!("Not found: {}", missing.join(", ")));
@@ -686,7 +687,7 @@ fn environment_message(error: &EnvironmentError) -> Message {
                     "conda names the spec above. Write it as a name with an optional version, like `numpy`, `numpy=1.26` or `numpy>=1.26,<2`; `conda env create -f environment.yml` on your machine shows the same error.".to_string(),
                 ),
                 FailureKind::TermsOfService => {
-                    let mut gated = listed_after(output, "before proceeding:");
+                    let mut gated = failure.gated.clone();
                     if gated.is_empty() {
                         gated = channels
                             .iter()
@@ -755,8 +756,7 @@ fn environment_message(error: &EnvironmentError) -> Message {
                     "See pip's error above; check the `pip:` section of environment.yml. If staging has no route to a package index, vendor the requirements with `conda-buildpack vendor APP_DIR` and push again.".to_string(),
                 ),
                 FailureKind::PipNotVendored => {
-                    let missing =
-                        crate::pip::missing_distributions(output.iter().map(String::as_str));
+                    let missing = &failure.pip_missing;
                     body.insert(
                         1,
                         format!(
@@ -817,18 +817,6 @@ fn environment_message(error: &EnvironmentError) -> Message {
     }
 }
 
-/// The `  - item` lines that follow the line containing `header` in conda's output.
-fn listed_after(output: &[String], header: &str) -> Vec<String> {
-    output
-        .iter()
-        .skip_while(|line| !line.contains(header))
-        .skip(1)
-        .skip_while(|line| line.trim().is_empty())
-        .map_while(|line| line.trim_start().strip_prefix("- "))
-        .map(|item| item.trim().to_string())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -852,10 +840,9 @@ mod tests {
         .map(ToString::to_string)
         .collect();
         let error: Error = EnvironmentError::Conda {
-            kind: FailureKind::PackagesNotFound,
+            failure: crate::conda_failure::read(&output, &[], false, false),
             command: "conda env create".into(),
             status: "exit code 1".into(),
-            output,
             memory_limit_mib: None,
             vendored: false,
             channels: vec![
@@ -912,10 +899,12 @@ mod tests {
             })
             .into(),
             EnvironmentError::Conda {
-                kind: FailureKind::OutOfMemory,
+                failure: crate::conda_failure::CondaFailure {
+                    kind: FailureKind::OutOfMemory,
+                    ..Default::default()
+                },
                 command: "conda".into(),
                 status: "signal: 9".into(),
-                output: vec![],
                 memory_limit_mib: Some(256),
                 vendored: false,
                 channels: vec![],

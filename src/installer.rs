@@ -43,6 +43,8 @@ pub(crate) enum InstallerError {
         dependency: String,
         status: String,
         output: Vec<String>,
+        /// Its output says the disk filled up.
+        disk_full: bool,
     },
     #[error("the {dependency} installer finished but left no conda at {path}")]
     NoConda { dependency: String, path: PathBuf },
@@ -339,10 +341,12 @@ pub(crate) fn install(
     )
     .map_err(io_error(installer))?;
     if !finished.status.success() {
+        let output: Vec<String> = finished.stderr.into_iter().chain(finished.stdout).collect();
         return Err(InstallerError::Failed {
             dependency: dependency.to_string(),
             status: process::describe_status(finished.status),
-            output: finished.stderr.into_iter().chain(finished.stdout).collect(),
+            disk_full: crate::conda_failure::mentions_full_disk(&output),
+            output,
         });
     }
     let conda = prefix.join("bin").join("conda");

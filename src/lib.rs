@@ -12,6 +12,7 @@ mod certs;
 mod channels;
 mod cli;
 mod conda;
+mod conda_failure;
 mod condarc;
 mod detect;
 mod digest;

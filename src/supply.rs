@@ -11,6 +11,7 @@ use crate::buildpack::Buildpack;
 use crate::cache::{self, AppCache, Fingerprint, Restore};
 use crate::channels;
 use crate::conda::Conda;
+use crate::conda_failure::{CondaFailure, FailureKind};
 use crate::condarc::Layer;
 use crate::environment;
 use crate::errors::Error;
@@ -475,8 +476,12 @@ fn build(
         // A failure conda would also give a fresh build (a missing package, no network) is
         // the user's to fix; one only the update meets must not cost them the push.
         Err(environment::EnvironmentError::Conda {
-            kind: environment::FailureKind::Other,
-            output,
+            failure:
+                CondaFailure {
+                    kind: FailureKind::Other,
+                    output,
+                    ..
+                },
             ..
         }) if updating => {
             log::warning(&format!(

@@ -55,7 +55,8 @@ fn capitalised(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::environment::{EnvironmentError, FailureKind};
+    use crate::conda_failure::{CondaFailure, FailureKind};
+    use crate::environment::EnvironmentError;
 
     #[test]
     fn a_refused_credential_names_the_service_and_how_to_fix_the_binding() {
@@ -64,10 +65,13 @@ mod tests {
         )
         .unwrap();
         let error: crate::errors::Error = EnvironmentError::Conda {
-            kind: FailureKind::CredentialsRefused,
+            failure: CondaFailure {
+                kind: FailureKind::CredentialsRefused,
+                output: vec!["CondaHTTPError: HTTP 401 Unauthorized for url <http://127.0.0.1:1/conda-forge/noarch/repodata.json>".into()],
+                ..CondaFailure::default()
+            },
             command: "conda env create".into(),
             status: "exit code 1".into(),
-            output: vec!["CondaHTTPError: HTTP 401 Unauthorized for url <http://127.0.0.1:1/conda-forge/noarch/repodata.json>".into()],
             memory_limit_mib: None,
             vendored: false,
             solver: None,
