@@ -256,46 +256,26 @@ fn locked_against_environment_yml(into: &Path) {
     // The developer's lock: real conda solves the same file on the small channel (the same
     // `.conda` files) and exports it with the public channel's URLs.
     let small = big.join("small");
-    let developer = into.join("developer");
-    let conda = support::developer_conda_from(
-        &small.join("installers").join(real_conda::MINIFORGE),
-        &developer,
-    );
     {
         let server = Server::start(&small);
-        let conda_run = |args: &[&str]| {
-            let output = std::process::Command::new(&conda)
-                .args(args)
-                .env("CONDA_CHANNEL_ALIAS", server.url())
-                .env("CONDA_PKGS_DIRS", developer.join("pkgs"))
-                .env("HOME", &developer)
-                .output()
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        };
-        let prefix = developer.join("env").display().to_string();
-        let environment_yml = app.join("environment.yml").display().to_string();
-        conda_run(&["env", "create", "-q", "-p", &prefix, "-f", &environment_yml]);
-        let lock = locked.join("pixi.lock").display().to_string();
-        conda_run(&[
-            "export",
-            "-p",
-            &prefix,
-            "--format",
-            "rattler-lock-v6",
-            "-f",
-            &lock,
+        let developer = real_conda::LockingDeveloper::install(
+            &small.join("installers"),
+            &into.join("developer"),
+            &server.url(),
+        );
+        let prefix = into.join("developer/env");
+        let environment_yml = app.join("environment.yml");
+        developer.run(&[
+            "env".as_ref(),
+            "create".as_ref(),
+            "-q".as_ref(),
+            "-p".as_ref(),
+            prefix.as_os_str(),
+            "-f".as_ref(),
+            environment_yml.as_os_str(),
         ]);
-        let text = fs::read_to_string(&lock).unwrap();
-        fs::write(
-            &lock,
-            text.replace(&server.url(), "https://conda.anaconda.org"),
-        )
-        .unwrap();
+        let lock = developer.export(&prefix, "rattler-lock-v6");
+        fs::write(locked.join("pixi.lock"), lock).unwrap();
     }
     println!("pydata app, cold push on the real builder and real conda 26.7.1 (median of 3):");
     println!();

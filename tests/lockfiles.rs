@@ -81,12 +81,7 @@ impl World {
     }
 
     fn app(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
-        let app = self.dir.path().join(name);
-        fs::create_dir_all(&app).unwrap();
-        for (file, content) in files {
-            fs::write(app.join(file), content).unwrap();
-        }
-        app
+        support::write_app(self.dir.path(), name, files)
     }
 
     fn options(&self) -> StageOptions {

@@ -46,12 +46,7 @@ impl RealConda {
 
     /// An app written from `(file, content)` pairs.
     fn app(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
-        let app = self.dir.path().join(name);
-        fs::create_dir_all(&app).unwrap();
-        for (file, content) in files {
-            fs::write(app.join(file), content).unwrap();
-        }
-        app
+        support::write_app(self.dir.path(), name, files)
     }
 
     fn options(&self) -> StageOptions {

@@ -13,19 +13,17 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::real_conda::{self, MINIFORGE, Miniconda};
+use support::real_conda::{self, LockingDeveloper, Miniconda};
 use support::{Server, StageOptions, Staging, launch, package, scratch, stage, stdout};
 
-/// The public channel URL locks name; the stagings' `CONDA_CHANNEL_ALIAS` mirrors it to the
-/// loopback server, as an operator's mirror would.
-const PUBLIC: &str = "https://conda.anaconda.org";
+const PUBLIC: &str = real_conda::PUBLIC_CHANNELS;
 
 struct World {
     dir: tempfile::TempDir,
     server: Server,
     zip: PathBuf,
     cache: PathBuf,
-    conda: PathBuf,
+    developer: LockingDeveloper,
 }
 
 impl World {
@@ -36,84 +34,51 @@ impl World {
         let server = Server::start(world);
         let packaging = real_conda::packaging(&server, dir.path(), Miniconda::Plain);
         let zip = package(&server, dir.path(), &packaging);
-        let conda = support::developer_conda_from(
-            &world.join("installers").join(MINIFORGE),
+        let developer = LockingDeveloper::install(
+            &world.join("installers"),
             &dir.path().join("developer"),
+            &server.url(),
         );
         Some(Self {
             cache: dir.path().join("app-cache"),
             dir,
             server,
             zip,
-            conda,
+            developer,
         })
     }
 
     fn conda(&self) -> Command {
-        let mut command = Command::new(&self.conda);
-        let home = self.dir.path().join("developer");
-        command
-            .env("CONDA_CHANNEL_ALIAS", self.server.url())
-            .env("CONDA_PKGS_DIRS", home.join("pkgs"))
-            .env("HOME", &home);
-        command
+        self.developer.command()
     }
 
     /// A real environment of `specs`, built by the developer's real conda.
     fn environment(&self, name: &str, specs: &[&str]) -> PathBuf {
         let prefix = self.dir.path().join("envs").join(name);
-        let output = self
-            .conda()
-            .args([
-                "create",
-                "-q",
-                "-y",
-                "--override-channels",
-                "-c",
-                "conda-forge",
-                "-p",
-            ])
-            .arg(&prefix)
-            .args(specs)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let mut args: Vec<&std::ffi::OsStr> = [
+            "create",
+            "-q",
+            "-y",
+            "--override-channels",
+            "-c",
+            "conda-forge",
+            "-p",
+        ]
+        .iter()
+        .map(|arg| arg.as_ref())
+        .collect();
+        args.push(prefix.as_os_str());
+        args.extend(specs.iter().map(std::ffi::OsStr::new));
+        self.developer.run(&args);
         prefix
     }
 
-    /// `conda export --format FORMAT` of `prefix`, with the loopback URLs written as the
-    /// public channel's (what a developer's lock holds).
     fn export(&self, prefix: &Path, format: &str) -> String {
-        let file = self.dir.path().join(format!("export-{format}"));
-        let output = self
-            .conda()
-            .args(["export", "-p"])
-            .arg(prefix)
-            .args(["--format", format, "-f"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        fs::read_to_string(&file)
-            .unwrap()
-            .replace(&self.server.url(), PUBLIC)
+        self.developer.export(prefix, format)
     }
 
     fn app(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
-        let app = self.dir.path().join(name);
-        fs::create_dir_all(&app).unwrap();
-        for (file, content) in files {
-            fs::write(app.join(file), content).unwrap();
-        }
-        app
+        support::write_app(self.dir.path(), name, files)
     }
 
     fn options(&self) -> StageOptions {

@@ -123,6 +123,16 @@ impl FileLock {
 }
 
 /// A scratch directory for one test, kept when `KEEP_TEST_DIRS` is set.
+/// An app at `into/name` written from `(file, content)` pairs.
+pub(crate) fn write_app(into: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let app = into.join(name);
+    fs::create_dir_all(&app).unwrap();
+    for (file, content) in files {
+        fs::write(app.join(file), content).unwrap();
+    }
+    app
+}
+
 pub(crate) fn scratch() -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix("conda-bp-test-")

@@ -234,3 +234,65 @@ pub(crate) fn conda_forge_sized() -> Option<&'static Path> {
     })
     .as_deref()
 }
+
+/// The public channel URL a developer's lock names; a staging's `CONDA_CHANNEL_ALIAS` mirrors
+/// it to the loopback server, as an operator's mirror would.
+pub(crate) const PUBLIC_CHANNELS: &str = "https://conda.anaconda.org";
+
+/// A developer's real conda with conda's lockfile plugin (the world's Miniforge), pointed at a
+/// server's channels: what builds real environments and writes the lockfiles stories push.
+pub(crate) struct LockingDeveloper {
+    conda: PathBuf,
+    home: PathBuf,
+    channels: String,
+}
+
+impl LockingDeveloper {
+    /// Installs the Miniforge of `installers` into `home`, for channels served at `channels`.
+    pub(crate) fn install(installers: &Path, home: &Path, channels: &str) -> Self {
+        let conda = super::developer_conda_from(&installers.join(MINIFORGE), home);
+        Self {
+            conda,
+            home: home.to_path_buf(),
+            channels: channels.to_string(),
+        }
+    }
+
+    /// `conda ARGS`, which must succeed.
+    pub(crate) fn run(&self, args: &[&std::ffi::OsStr]) {
+        let output = self.command().args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "conda {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// conda with the developer's HOME, package cache and channels.
+    pub(crate) fn command(&self) -> Command {
+        let mut command = Command::new(&self.conda);
+        command
+            .env("CONDA_CHANNEL_ALIAS", &self.channels)
+            .env("CONDA_PKGS_DIRS", self.home.join("pkgs"))
+            .env("HOME", &self.home);
+        command
+    }
+
+    /// `conda export --format FORMAT` of `prefix`, with the server's URLs written as the
+    /// public channel's (what a developer's lock holds).
+    pub(crate) fn export(&self, prefix: &Path, format: &str) -> String {
+        let file = self.home.join(format!("export-{format}"));
+        self.run(&[
+            "export".as_ref(),
+            "-p".as_ref(),
+            prefix.as_os_str(),
+            "--format".as_ref(),
+            format.as_ref(),
+            "-f".as_ref(),
+            file.as_os_str(),
+        ]);
+        fs::read_to_string(&file)
+            .unwrap()
+            .replace(&self.channels, PUBLIC_CHANNELS)
+    }
+}

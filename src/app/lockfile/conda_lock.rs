@@ -16,25 +16,14 @@ pub(super) fn parse(
         file: file.to_string(),
         reason,
     };
-    let document = super::yaml(file, text)?;
-    let Value::Mapping(root) = &document else {
-        return Err(invalid(format!(
-            "the file is {}, not a conda-lock lockfile (a mapping with `version`, `metadata` \
-             and `package`)",
-            describe(&document)
-        )));
-    };
-    let version = root
-        .get("version")
-        .and_then(scalar)
-        .ok_or_else(|| invalid("it has no `version`; write it with `conda-lock`".into()))?;
-    if version.trim() != SUPPORTED {
-        return Err(LockError::UnsupportedVersion {
-            file: file.to_string(),
-            found: version,
-            supported: SUPPORTED,
-        });
-    }
+    let root = super::versioned_root(
+        file,
+        text,
+        "a conda-lock lockfile (a mapping with `version`, `metadata` and `package`)",
+        SUPPORTED,
+        "`conda-lock`",
+    )?;
+    let root = &root;
     let packages = match root.get("package") {
         Some(Value::Sequence(packages)) => packages.as_slice(),
         Some(Value::Null) | None => &[],

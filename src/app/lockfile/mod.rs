@@ -259,6 +259,40 @@ fn yaml(file: &str, text: &str) -> Result<serde_yaml_ng::Value, LockError> {
     })
 }
 
+/// The top-level mapping of a versioned YAML lockfile, once its `version` is `supported`.
+/// `what` says what the file should be, `tool` what writes it.
+fn versioned_root(
+    file: &str,
+    text: &str,
+    what: &str,
+    supported: &'static str,
+    tool: &str,
+) -> Result<serde_yaml_ng::Mapping, LockError> {
+    let invalid = |reason: String| LockError::Invalid {
+        file: file.to_string(),
+        reason,
+    };
+    let document = yaml(file, text)?;
+    let serde_yaml_ng::Value::Mapping(root) = document else {
+        return Err(invalid(format!(
+            "the file is {}, not {what}",
+            describe(&document)
+        )));
+    };
+    let version = root
+        .get("version")
+        .and_then(scalar)
+        .ok_or_else(|| invalid(format!("it has no `version`; write it with {tool}")))?;
+    if version.trim() != supported {
+        return Err(LockError::UnsupportedVersion {
+            file: file.to_string(),
+            found: version,
+            supported,
+        });
+    }
+    Ok(root)
+}
+
 /// A conda package from its URL and checksums, refusing what cannot be a package URL: another
 /// scheme, a file name that is not a package archive or would leave the package cache.
 fn conda_package(

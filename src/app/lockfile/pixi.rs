@@ -20,25 +20,14 @@ pub(super) fn parse(
         file: file.to_string(),
         reason,
     };
-    let document = super::yaml(file, text)?;
-    let Value::Mapping(root) = &document else {
-        return Err(invalid(format!(
-            "the file is {}, not a pixi lockfile (a mapping with `version`, `environments` and \
-             `packages`)",
-            describe(&document)
-        )));
-    };
-    let version = root
-        .get("version")
-        .and_then(scalar)
-        .ok_or_else(|| invalid("it has no `version`; write it with `pixi lock`".into()))?;
-    if version.trim() != SUPPORTED {
-        return Err(LockError::UnsupportedVersion {
-            file: file.to_string(),
-            found: version,
-            supported: SUPPORTED,
-        });
-    }
+    let root = super::versioned_root(
+        file,
+        text,
+        "a pixi lockfile (a mapping with `version`, `environments` and `packages`)",
+        SUPPORTED,
+        "`pixi lock`",
+    )?;
+    let root = &root;
     let Some(Value::Mapping(environments)) = root.get("environments") else {
         return Err(invalid("it has no `environments` mapping".into()));
     };
