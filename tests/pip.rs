@@ -52,22 +52,58 @@ fn wheelhouse(into: &Path) -> std::path::PathBuf {
     dir
 }
 
+/// The pip-requirements app and the buildpack, with pip pointed at a wheelhouse holding
+/// tinywheel; `None` (said on stderr) when the fixture channel has no pip on this machine.
+struct TinywheelWorld {
+    dir: tempfile::TempDir,
+    _server: Server,
+    zip: std::path::PathBuf,
+    app: std::path::PathBuf,
+    /// Where the staging container can read the wheels: stagings have their own /tmp.
+    _visible: tempfile::TempDir,
+    options: StageOptions,
+}
+
+impl TinywheelWorld {
+    fn new() -> Option<Self> {
+        if fixtures().info["skipped"].to_string().contains("pip") {
+            eprintln!("this machine's python has no pip for the fixture channel; nothing to test");
+            return None;
+        }
+        let dir = scratch();
+        let server = Server::start(&fixtures().dir);
+        let zip = package(&server, dir.path(), &Packaging::default());
+        let app = app("pip-requirements", dir.path());
+        let visible = support::container_visible_dir();
+        let wheels = wheelhouse(visible.path());
+        let options = StageOptions::with_channels(&server)
+            .env("PIP_NO_INDEX", "1")
+            .env("PIP_FIND_LINKS", &wheels.display().to_string());
+        Some(Self {
+            dir,
+            _server: server,
+            zip,
+            app,
+            _visible: visible,
+            options,
+        })
+    }
+}
+
 #[test]
 fn pip_requirements_are_installed_into_the_environment_and_run_relocated() {
-    if fixtures().info["skipped"].to_string().contains("pip") {
-        eprintln!("this machine's python has no pip for the fixture channel; nothing to test");
+    // Every field bound: the server and the wheels must outlive the stagings.
+    let Some(TinywheelWorld {
+        dir,
+        _server,
+        zip,
+        app,
+        _visible,
+        options,
+    }) = TinywheelWorld::new()
+    else {
         return;
-    }
-    let dir = scratch();
-    let server = Server::start(&fixtures().dir);
-    let zip = package(&server, dir.path(), &Packaging::default());
-    let app = app("pip-requirements", dir.path());
-    // Where the staging container can read it: stagings have their own /tmp.
-    let visible = support::container_visible_dir();
-    let wheels = wheelhouse(visible.path());
-    let options = StageOptions::with_channels(&server)
-        .env("PIP_NO_INDEX", "1")
-        .env("PIP_FIND_LINKS", &wheels.display().to_string());
+    };
     let staging = stage(&app, &[&zip], &options, &dir.path().join("out"));
     staging
         .assert_success()
@@ -111,20 +147,19 @@ fn pip_requirements_are_installed_into_the_environment_and_run_relocated() {
 
 #[test]
 fn a_package_dropped_from_the_pip_section_is_gone_after_the_next_push() {
-    if fixtures().info["skipped"].to_string().contains("pip") {
-        eprintln!("this machine's python has no pip for the fixture channel; nothing to test");
+    // Every field bound: the server and the wheels must outlive the stagings.
+    let Some(TinywheelWorld {
+        dir,
+        _server,
+        zip,
+        app,
+        _visible,
+        options,
+    }) = TinywheelWorld::new()
+    else {
         return;
-    }
-    let dir = scratch();
-    let server = Server::start(&fixtures().dir);
-    let zip = package(&server, dir.path(), &Packaging::default());
-    let app = app("pip-requirements", dir.path());
-    let visible = support::container_visible_dir();
-    let wheels = wheelhouse(visible.path());
-    let options = StageOptions::with_channels(&server)
-        .env("PIP_NO_INDEX", "1")
-        .env("PIP_FIND_LINKS", &wheels.display().to_string())
-        .cache(&dir.path().join("cache"));
+    };
+    let options = options.cache(&dir.path().join("cache"));
     stage(&app, &[&zip], &options, &dir.path().join("first")).assert_success();
     let with_pip = fs::read_to_string(app.join("environment.yml")).unwrap();
     // The developer drops the pip section and adds a conda package.

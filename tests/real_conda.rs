@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use support::real_conda::{self, Miniconda};
 use support::{
-    Packaging, Server, StageOptions, Staging, launch, package, sample_app, scratch, stage, stdout,
+    Packaging, Server, StageOptions, Staging, launch, package, sample_app, scratch, stage,
 };
 
 /// One app's pushes against the real-conda world.
@@ -62,17 +62,7 @@ impl RealConda {
     }
 }
 
-/// What the app printed, with its stderr for a failure message.
-fn run(staging: &Staging, command: &str) -> String {
-    let output = launch(&staging.droplet(), command, &[]);
-    let printed = stdout(&output);
-    assert!(
-        output.status.success(),
-        "`{command}` failed:\n{printed}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    printed
-}
+use support::run_in_droplet as run;
 
 const WEB_REQUEST: &str =
     "python -c \"import app; print(app.app.test_client().get('/').get_data(as_text=True))\"";

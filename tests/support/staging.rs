@@ -345,6 +345,18 @@ pub(crate) fn stage_killed_after(
 
 /// Starts a droplet at /home/vcap as CF's launcher does, running `command` (or the droplet's
 /// start command when empty).
+/// What `command` printed in the staged app's droplet, with its stderr for a failure message.
+pub(crate) fn run_in_droplet(staging: &Staging, command: &str) -> String {
+    let output = launch(&staging.droplet(), command, &[]);
+    let printed = stdout(&output);
+    assert!(
+        output.status.success(),
+        "`{command}` failed:\n{printed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    printed
+}
+
 pub(crate) fn launch(droplet: &Path, command: &str, env: &[(&str, &str)]) -> Output {
     let mut launch = Command::new(LOCAL_CF);
     launch.arg("launch").arg(droplet).args(world::launch_args());

@@ -4,7 +4,7 @@
 
 use serde_yaml_ng::Value;
 
-use super::{CondaPackage, LockError, PLATFORM, PypiPackage, describe, scalar};
+use super::{CondaPackage, LockError, PLATFORM, PypiPackage, describe, invalid, scalar};
 
 const SUPPORTED: &str = "1";
 
@@ -12,10 +12,7 @@ pub(super) fn parse(
     file: &str,
     text: &str,
 ) -> Result<(Vec<CondaPackage>, Vec<PypiPackage>), LockError> {
-    let invalid = |reason: String| LockError::Invalid {
-        file: file.to_string(),
-        reason,
-    };
+    let invalid = invalid(file);
     let root = super::versioned_root(
         file,
         text,

@@ -3,13 +3,10 @@
 //! platform), the `@EXPLICIT` marker, then one package URL per line with an optional `#md5`,
 //! `#sha256:HEX` or bare sha256 fragment.
 
-use super::{CondaPackage, LockError, PLATFORM};
+use super::{CondaPackage, LockError, PLATFORM, invalid};
 
 pub(crate) fn parse(file: &str, text: &str) -> Result<Vec<CondaPackage>, LockError> {
-    let invalid = |reason: String| LockError::Invalid {
-        file: file.to_string(),
-        reason,
-    };
+    let invalid = invalid(file);
     let mut explicit = false;
     let mut platform = None;
     let mut packages = Vec::new();

@@ -259,6 +259,14 @@ fn yaml(file: &str, text: &str) -> Result<serde_yaml_ng::Value, LockError> {
     })
 }
 
+/// `LockError::Invalid` for `file`, from a reason.
+fn invalid(file: &str) -> impl Fn(String) -> LockError + '_ {
+    move |reason| LockError::Invalid {
+        file: file.to_string(),
+        reason,
+    }
+}
+
 /// The top-level mapping of a versioned YAML lockfile, once its `version` is `supported`.
 /// `what` says what the file should be, `tool` what writes it.
 fn versioned_root(
@@ -268,10 +276,7 @@ fn versioned_root(
     supported: &'static str,
     tool: &str,
 ) -> Result<serde_yaml_ng::Mapping, LockError> {
-    let invalid = |reason: String| LockError::Invalid {
-        file: file.to_string(),
-        reason,
-    };
+    let invalid = invalid(file);
     let document = yaml(file, text)?;
     let serde_yaml_ng::Value::Mapping(root) = document else {
         return Err(invalid(format!(

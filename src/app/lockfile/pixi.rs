@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_yaml_ng::Value;
 
-use super::{CondaPackage, LockError, PLATFORM, PypiPackage, describe, scalar};
+use super::{CondaPackage, LockError, PLATFORM, PypiPackage, describe, invalid, scalar};
 
 /// The one version conda's lockfile plugin (conda-lockfiles 0.2) reads too.
 const SUPPORTED: &str = "6";
@@ -16,10 +16,7 @@ pub(super) fn parse(
     text: &str,
     wanted: Option<&str>,
 ) -> Result<(String, Vec<CondaPackage>, Vec<PypiPackage>), LockError> {
-    let invalid = |reason: String| LockError::Invalid {
-        file: file.to_string(),
-        reason,
-    };
+    let invalid = invalid(file);
     let root = super::versioned_root(
         file,
         text,
