@@ -1,6 +1,8 @@
 //! A foundation with no route to the internet: the operator uploads the cached zip, the
 //! developer vendors the app's packages with `conda-buildpack vendor`, and staging runs in a
 //! network namespace where the fixture server is out of reach.
+//!
+//! Lanes: the model and the real platform (`ci/test` runs this file on both).
 
 mod support;
 

@@ -2,6 +2,8 @@
 //! environment without running the installer or conda. A changed environment is rebuilt with
 //! the reason in the log and nothing downloaded twice; a damaged or half-written cache is
 //! discarded with a warning and never trusted.
+//!
+//! Lanes: the model and the real platform (`ci/test` runs this file on both).
 
 mod support;
 

@@ -5,6 +5,9 @@
 //! And real conda's two solvers must agree with each other: the rattler solver the buildpack
 //! picks when conda has it, and the classic one, on the same channel and the same files.
 //! Without `../shared/real` this says so and skips.
+//!
+//! Lanes: the real-conda lane (the real builder and launcher, real conda; skips without
+//! ../shared/real).
 
 mod support;
 

@@ -5,6 +5,9 @@
 //! Foundry stages by default. First push, unchanged push, one package added; and the classic
 //! solver, chosen by hand, meeting the 1 GiB limit. Without `../shared/real` every story says so
 //! and skips.
+//!
+//! Lanes: the real-conda lane (the real builder and launcher, real conda; skips without
+//! ../shared/real).
 
 mod support;
 

@@ -3,6 +3,8 @@
 //! links (alone or through each other) and hard links that lead out, devices, duplicates and
 //! decompression bombs are all refused with the offending entry named, in bounded time and
 //! memory, and nothing is ever written outside the target.
+//!
+//! Lanes: the model.
 
 mod support;
 

@@ -3,6 +3,8 @@
 //! staging leaves, the next push gives a working app built for exactly its own inputs, or a
 //! clean failure: never a droplet built from a half-written cache. Damage to the cache is
 //! caught and repaired by building again.
+//!
+//! Lanes: the model.
 
 mod support;
 

@@ -6,6 +6,8 @@
 //! The full disks are small tmpfs mounts (the tests run as root), unmounted when the test
 //! ends, even when it fails. The staging container's disk is the one `stage` makes its staging
 //! root on (its TMPDIR): the app, the buildpacks, the cache brought back by Diego, the deps.
+//!
+//! Lanes: the model.
 
 mod support;
 

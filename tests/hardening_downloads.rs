@@ -3,6 +3,8 @@
 //! corporate proxy that wants credentials. A file that fails its checksum is deleted and
 //! never run; transient faults are retried; permanent ones fail at once with a message that
 //! says what to do; credentials never reach the log.
+//!
+//! Lanes: the model.
 
 mod support;
 

@@ -4,6 +4,8 @@
 //! exit 225, a message naming the file and the fix, in bounded time and memory; the harmless
 //! oddities of other editors (a byte-order mark, CRLF line ends, a Procfile without `web:`)
 //! stage and run.
+//!
+//! Lanes: the model.
 
 mod support;
 

@@ -3,6 +3,8 @@
 //! final buildpack, with a `pip:` section that has conda write a requirements file next to
 //! environment.yml and pip fill its caches, the conda buildpack leaves the app directory, the
 //! staging user's home and TMPDIR exactly as they were.
+//!
+//! Lanes: the model and the real platform (`ci/test` runs this file on both).
 
 mod support;
 

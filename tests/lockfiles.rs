@@ -3,6 +3,8 @@
 //! with no solve and no repodata, also offline from `vendor/`; what it cannot use is explained
 //! before anything is downloaded. The stories run on the model (our builder, the conda
 //! double); tests/real_conda_lockfiles.rs tells them on real conda.
+//!
+//! Lanes: the model.
 
 mod support;
 

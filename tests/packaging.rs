@@ -6,6 +6,8 @@
 //! GLIBC_2.34 symbols of the build machine and fail on cflinuxfs3 at the first `detect`.
 //! And it is the buildpack alone: the local Cloud Foundry (`stage`, `launch`, the builder
 //! model) is the `local-cf` binary, which never goes into a zip.
+//!
+//! Lanes: the model.
 
 mod support;
 

@@ -2,6 +2,8 @@
 //! environment.yml, in a bound service, in the app's .condarc. Whatever the source and
 //! whatever the outcome, the canary secret is found in no line of the log, no file of the
 //! droplet outside the app's own files, and no file of the app cache.
+//!
+//! Lanes: the model.
 
 mod support;
 

@@ -1,6 +1,8 @@
 //! The Python major an app asks for is the one it gets, and the log says which and why: Python 2
 //! apps get miniconda2 and a Python 2 environment, conflicting files are a warning, impossible
 //! requests an error listing what the manifest offers, and BP_ settings choose the installer.
+//!
+//! Lanes: the model and the real platform (`ci/test` runs this file on both).
 
 mod support;
 

@@ -3,6 +3,9 @@
 //! numpy sample, pushes it again unchanged, adds a package, pushes a numpy + scipy + pandas +
 //! scikit-learn app, a Python 2 app, an exact spec, the environments conda refuses, and a
 //! vendored app with the network cut. Without `../shared/real` every story says so and skips.
+//!
+//! Lanes: the real-conda lane (the real builder and launcher, real conda; skips without
+//! ../shared/real).
 
 mod support;
 

@@ -5,6 +5,9 @@
 //! `conda-meta` set must be the lock's, no repodata may be asked for, the app must run, a
 //! restage must restore, and a changed lock must update. The same lock installed by real conda
 //! itself gives the same set. Without `../shared/real` every story says so and skips.
+//!
+//! Lanes: the real-conda lane (the real builder and launcher, real conda; skips without
+//! ../shared/real).
 
 mod support;
 

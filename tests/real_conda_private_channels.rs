@@ -3,6 +3,9 @@
 //! (`401` without it) or a token path, or is signed by a company's own CA. In every story a
 //! canary secret is searched for in the log, the droplet, Diego's cache tgz and the app
 //! cache, and is found nowhere. Without `../shared/real` every story says so and skips.
+//!
+//! Lanes: the real-conda lane (the real builder and launcher, real conda; skips without
+//! ../shared/real).
 
 mod support;
 

@@ -3,6 +3,8 @@
 //! cflinuxfs5 cached zip, and the stacks this buildpack does not (or no longer) support are
 //! named as such. Runs on the model and, in `ci/test`'s real-platform lane, on Cloud Foundry's
 //! real builder and launcher.
+//!
+//! Lanes: the model and the real platform (`ci/test` runs this file on both).
 
 mod support;
 

@@ -7,6 +7,8 @@
 //! One test binary, by concern: `builder.rs` (the phases and their exit codes), `container.rs`
 //! (what Diego does around the builder), `launch.rs` and `agreement.rs` (our model against
 //! Cloud Foundry's real builder); the scripted buildpacks they share are below.
+//!
+//! Lanes: the model and the real platform (`ci/test` runs this file on both).
 
 #[path = "../support/mod.rs"]
 mod support;

@@ -6,6 +6,8 @@
 //!
 //! This file builds that world; `proposals.rs` holds the stories of what is proposed and
 //! written, `faults.rs` those of endpoints that fail and proxies that want credentials.
+//!
+//! Lanes: the model.
 
 #[path = "../support/mod.rs"]
 mod support;
