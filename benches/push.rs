@@ -320,7 +320,10 @@ fn locked_against_environment_yml(into: &Path) {
             let (time, staging) = push(&format!("yml-{tag}"), &app);
             staging.assert_log_contains("Solver:");
             from_yml.push(time);
-            eprintln!("  environment.yml: {}", summary_time(&staging.log).unwrap_or("?"));
+            eprintln!(
+                "  environment.yml: {}",
+                summary_time(&staging.log).unwrap_or("?")
+            );
             let (time, staging) = push(&format!("lock-{tag}"), &locked);
             staging.assert_log_contains("from pixi.lock (environment `default`) (no solve)");
             from_lock.push(time);

@@ -67,6 +67,15 @@ struct TinywheelWorld {
 }
 
 impl TinywheelWorld {
+    fn push(&self, name: &str, options: &StageOptions) -> support::Staging {
+        stage(
+            &self.app,
+            &[&self.zip],
+            options,
+            &self.dir.path().join(name),
+        )
+    }
+
     fn new() -> Option<Self> {
         if fixtures().info["skipped"].to_string().contains("pip") {
             eprintln!("this machine's python has no pip for the fixture channel; nothing to test");
@@ -94,19 +103,11 @@ impl TinywheelWorld {
 
 #[test]
 fn pip_requirements_are_installed_into_the_environment_and_run_relocated() {
-    // Every field bound: the server and the wheels must outlive the stagings.
-    let Some(TinywheelWorld {
-        dir,
-        _server,
-        zip,
-        app,
-        _visible,
-        options,
-    }) = TinywheelWorld::new()
-    else {
+    let Some(world) = TinywheelWorld::new() else {
         return;
     };
-    let staging = stage(&app, &[&zip], &options, &dir.path().join("out"));
+    let (app, options) = (&world.app, &world.options);
+    let staging = world.push("out", options);
     staging
         .assert_success()
         .assert_clean_log()
@@ -139,7 +140,7 @@ fn pip_requirements_are_installed_into_the_environment_and_run_relocated() {
             .replace("tinywheel==1.0", "tinywheel==9.9"),
     )
     .unwrap();
-    let failed = stage(&app, &[&zip], &options, &dir.path().join("out-failed"));
+    let failed = world.push("out-failed", options);
     assert_eq!(failed.code, 223, "{}", failed.log);
     failed
         .assert_clean_log()
@@ -149,20 +150,12 @@ fn pip_requirements_are_installed_into_the_environment_and_run_relocated() {
 
 #[test]
 fn a_package_dropped_from_the_pip_section_is_gone_after_the_next_push() {
-    // Every field bound: the server and the wheels must outlive the stagings.
-    let Some(TinywheelWorld {
-        dir,
-        _server,
-        zip,
-        app,
-        _visible,
-        options,
-    }) = TinywheelWorld::new()
-    else {
+    let Some(world) = TinywheelWorld::new() else {
         return;
     };
-    let options = options.cache(&dir.path().join("cache"));
-    stage(&app, &[&zip], &options, &dir.path().join("first")).assert_success();
+    let app = &world.app;
+    let options = world.options.clone().cache(&world.dir.path().join("cache"));
+    world.push("first", &options).assert_success();
     let with_pip = fs::read_to_string(app.join("environment.yml")).unwrap();
     // The developer drops the pip section and adds a conda package.
     let without: String = with_pip
@@ -172,7 +165,7 @@ fn a_package_dropped_from_the_pip_section_is_gone_after_the_next_push() {
         .map(|line| format!("{line}\n"))
         .collect();
     fs::write(app.join("environment.yml"), without).unwrap();
-    let second = stage(&app, &[&zip], &options, &dir.path().join("second"));
+    let second = world.push("second", &options);
     second
         .assert_success()
         .assert_clean_log()
