@@ -153,17 +153,26 @@ impl<'a> Credentials<'a> {
 
 /// The URLs in a text, as `log::redact_urls` finds them.
 pub(crate) fn urls_in(text: &str) -> Vec<&str> {
-    let mut urls = Vec::new();
-    let mut rest = text;
-    while let Some(at) = rest.find("://") {
+    url_spans(text)
+        .into_iter()
+        .map(|(start, end)| &text[start..end])
+        .collect()
+}
+
+/// Where each URL of `text` starts and ends: from its scheme to the end [`url_end`] finds.
+fn url_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut offset = 0;
+    while let Some(at) = text[offset..].find("://") {
+        let rest = &text[offset..];
         let start = rest[..at]
             .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
             .map_or(0, |before| before + 1);
         let end = url_end(rest, at);
-        urls.push(&rest[start..end]);
-        rest = &rest[end..];
+        spans.push((offset + start, offset + end));
+        offset += end;
     }
-    urls
+    spans
 }
 
 /// Where the URL whose `://` is at `at` ends: at white space, a quote, a bracket or a comma
@@ -177,17 +186,13 @@ fn url_end(text: &str, at: usize) -> usize {
 /// `text` with every URL replaced by `change(url)`.
 pub(crate) fn map_urls(text: &str, change: impl Fn(&str) -> String) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("://") {
-        let start = rest[..at]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
-            .map_or(0, |before| before + 1);
-        let end = url_end(rest, at);
-        out.push_str(&rest[..start]);
-        out.push_str(&change(&rest[start..end]));
-        rest = &rest[end..];
+    let mut copied = 0;
+    for (start, end) in url_spans(text) {
+        out.push_str(&text[copied..start]);
+        out.push_str(&change(&text[start..end]));
+        copied = end;
     }
-    out.push_str(rest);
+    out.push_str(&text[copied..]);
     out
 }
 
