@@ -138,8 +138,13 @@ fn a_pixi_lock_installs_exactly_its_packages_with_no_repodata() {
     staging
         .assert_success()
         .assert_clean_log()
-        .assert_log_contains("3 conda packages from pixi.lock (environment `default`) (no solve)")
-        .assert_log_contains("Downloaded 3 locked packages")
+        .assert_log_block(&[
+            "-----> Installing the conda environment",
+            "       3 conda packages from pixi.lock (environment `default`) (no solve)",
+            "       Channel settings, …",
+            "       Downloaded 3 locked packages (…",
+        ])
+        .assert_log_contains("), each matching the lock's hash")
         .assert_log_lacks("Solving environment");
     assert_eq!(world.server.requests_ending_with("repodata.json"), 0);
     assert_eq!(conda_meta(&staging), expected(&PACKAGES));

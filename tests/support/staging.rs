@@ -26,6 +26,29 @@ impl Staging {
         self
     }
 
+    /// The log holds `lines` as one block, in this order and nothing between them: each
+    /// pattern is a whole line, or its start when it ends with `…`.
+    pub(crate) fn assert_log_block(&self, lines: &[&str]) -> &Self {
+        let matches = |line: &str, pattern: &str| match pattern.strip_suffix('…') {
+            Some(start) => line.starts_with(start),
+            None => line == pattern,
+        };
+        let log: Vec<&str> = self.log.lines().collect();
+        let found = log.windows(lines.len()).any(|window| {
+            window
+                .iter()
+                .zip(lines)
+                .all(|(line, pattern)| matches(line, pattern))
+        });
+        assert!(
+            found,
+            "the log lacks the block\n{}\n---- the log:\n{}",
+            lines.join("\n"),
+            self.log
+        );
+        self
+    }
+
     pub(crate) fn assert_log_contains(&self, text: &str) -> &Self {
         assert!(
             self.log.contains(text),
