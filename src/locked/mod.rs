@@ -102,14 +102,16 @@ pub(crate) fn prepare(
             Ok(Some(found)) => difference_found = Some(found),
             Ok(None) => {
                 crate::log::detail(&format!(
-                    "{} locks another Python than the last environment has: building it from                      nothing",
+                    "{} locks another Python than the last environment has: building it from \
+                     nothing",
                     lock.file_name
                 ));
                 updating = false;
             }
             Err(error) => {
                 crate::log::warning(&format!(
-                    "The last environment cannot be compared with {} ({error}); building it                      from nothing.",
+                    "The last environment cannot be compared with {} ({error}); building it \
+                     from nothing.",
                     lock.file_name
                 ));
                 updating = false;
@@ -151,12 +153,7 @@ pub(crate) fn prepare(
         ));
     }
     if unchecked > 0 {
-        crate::log::warning(&format!(
-            "{} gives no hash for {unchecked} package{}: {} installed unchecked. Write it with              `conda list --explicit --md5` (or lock with pixi or conda-lock) so that every              package is checked.",
-            lock.file_name,
-            if unchecked == 1 { "" } else { "s" },
-            if unchecked == 1 { "it is" } else { "they are" }
-        ));
+        crate::log::warning(&unchecked_warning(&lock.file_name, unchecked));
     }
     if let Some(found) = &difference_found {
         crate::log::detail(&format!(
@@ -185,6 +182,17 @@ pub(crate) fn prepare(
         updating,
         nothing_to_install: updating && install.is_empty(),
     })
+}
+
+/// The warning for a lock (an explicit file written without `--md5`) that gives no hash.
+fn unchecked_warning(file: &str, unchecked: usize) -> String {
+    format!(
+        "{file} gives no hash for {unchecked} package{}: {} installed unchecked. Write it with \
+         `conda list --explicit --md5` (or lock with pixi or conda-lock) so that every package \
+         is checked.",
+        if unchecked == 1 { "" } else { "s" },
+        if unchecked == 1 { "it is" } else { "they are" }
+    )
 }
 
 fn run(
@@ -221,4 +229,17 @@ fn run(
             .cloned()
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_unchecked_warning_reads_as_one_sentence() {
+        assert_eq!(
+            super::unchecked_warning("explicit.txt", 2),
+            "explicit.txt gives no hash for 2 packages: they are installed unchecked. Write it \
+             with `conda list --explicit --md5` (or lock with pixi or conda-lock) so that every \
+             package is checked."
+        );
+    }
 }
