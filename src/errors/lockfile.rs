@@ -145,13 +145,6 @@ pub(super) fn locked_message(error: &LockedError) -> Message {
             )],
             "Run `conda-buildpack vendor APP_DIR` again after changing the lock, and push the app with its vendor/.",
         ),
-        LockedError::MixedPipHashes { file } => Message::new(
-            format!("{file} gives hashes for some PyPI packages only"),
-            vec!["pip checks either every package's hash or none.".into()],
-            format!(
-                "Lock again so that every PyPI package has its sha256, and push the new {file}."
-            ),
-        ),
         LockedError::Command {
             activity,
             command,

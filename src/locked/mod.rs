@@ -21,7 +21,7 @@ use crate::vendor;
 pub(crate) use fetch::mirrored;
 use fetch::{download, explicit_text, from_vendor};
 pub(crate) use pypi::pypi;
-use update::{difference, remove_conda};
+use update::{difference, pip_dropped, remove_conda};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LockedError {
@@ -35,8 +35,6 @@ pub(crate) enum LockedError {
     },
     #[error("{package}, locked in {file}, is not in vendor/")]
     NotVendored { file: String, package: String },
-    #[error("{file} gives hashes for some PyPI packages only")]
-    MixedPipHashes { file: String },
     #[error("`{command}` failed ({status}) {activity}")]
     Command {
         activity: String,

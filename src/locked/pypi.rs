@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use super::{LockedError, at, difference, run};
+use super::{LockedError, at, pip_dropped, run};
 use crate::app::lockfile::Lock;
 use crate::conda::Conda;
 
@@ -17,11 +17,7 @@ pub(crate) fn pypi(
     resolve: &dyn Fn(&str) -> String,
     summary: &mut crate::summary::Summary,
 ) -> Result<(), LockedError> {
-    let dropped = difference(lock, prefix)
-        .ok()
-        .flatten()
-        .map(|difference| difference.pip_remove)
-        .unwrap_or_default();
+    let dropped = pip_dropped(lock, prefix);
     if !dropped.is_empty() {
         crate::log::detail(&format!(
             "Uninstalling PyPI packages {} no longer locks: {}",
@@ -60,16 +56,6 @@ fn pip(
     }
     if lock.pypi.is_empty() {
         return Ok(());
-    }
-    let hashed = lock
-        .pypi
-        .iter()
-        .filter(|package| package.sha256.is_some())
-        .count();
-    if hashed != 0 && hashed != lock.pypi.len() {
-        return Err(LockedError::MixedPipHashes {
-            file: lock.file_name.clone(),
-        });
     }
     let offline = conda.pip_find_links.is_some();
     let lines: Vec<String> = lock

@@ -17,8 +17,6 @@ pub(crate) struct Difference {
     pub(crate) install: Vec<usize>,
     /// conda packages installed and no longer locked, by name.
     pub(crate) remove: Vec<String>,
-    /// PyPI distributions pip installed that the lock no longer has, by name.
-    pub(crate) pip_remove: Vec<String>,
     pub(crate) unchanged: usize,
 }
 
@@ -47,16 +45,20 @@ pub(crate) fn difference(lock: &Lock, prefix: &Path) -> io::Result<Option<Differ
     if difference.remove.iter().any(|name| name == "python") {
         return Ok(None);
     }
+    Ok(Some(difference))
+}
+
+/// The distributions pip installed into `prefix` that the lock no longer has, by name.
+pub(crate) fn pip_dropped(lock: &Lock, prefix: &Path) -> Vec<String> {
     let wanted: BTreeSet<String> = lock
         .pypi
         .iter()
         .map(|package| crate::pip::requirements::normalize(&package.name))
         .collect();
-    difference.pip_remove = crate::pip::installed::by_pip(prefix, false)
+    crate::pip::installed::by_pip(prefix, false)
         .into_iter()
         .filter(|name| !wanted.contains(&crate::pip::requirements::normalize(name)))
-        .collect();
-    Ok(Some(difference))
+        .collect()
 }
 
 /// Name to archive file name of every conda package in `prefix`, from `conda-meta/`.

@@ -235,6 +235,22 @@ pub(crate) fn parse(
             });
         }
     }
+    // pip checks either every hash of a requirements file or none: a lock that gives some
+    // is refused now, not after conda has installed the rest.
+    let hashed = pypi
+        .iter()
+        .filter(|package| package.sha256.is_some())
+        .count();
+    if hashed != 0 && hashed != pypi.len() {
+        return Err(LockError::Invalid {
+            file: file_name.to_string(),
+            reason: format!(
+                "it gives the sha256 of {hashed} of its {} PyPI packages; pip checks every \
+                 package's hash or none, so lock again with every sha256",
+                pypi.len()
+            ),
+        });
+    }
     Ok(Lock {
         file_name: file_name.to_string(),
         format,

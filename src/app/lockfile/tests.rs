@@ -389,3 +389,23 @@ fn every_lockfile_makes_an_app_a_conda_app_and_the_first_one_wins() {
     );
     assert_eq!(read.passed_over, ["explicit.txt", "environment.yml"]);
 }
+
+#[test]
+fn a_lock_with_some_pypi_hashes_only_is_refused_before_anything_runs() {
+    // A second PyPI package, locked without its sha256.
+    let second = "- pypi: https://files.pythonhosted.org/packages/ef/gh/other-2.0-py3-none-any.whl\n  name: other\n  version: '2.0'\n";
+    let mut text = pixi_lock().replace(
+        "      - pypi: https://files.pythonhosted.org/packages/ab/cd/tinydep-1.0-py3-none-any.whl\n",
+        "      - pypi: https://files.pythonhosted.org/packages/ab/cd/tinydep-1.0-py3-none-any.whl\n      - pypi: https://files.pythonhosted.org/packages/ef/gh/other-2.0-py3-none-any.whl\n",
+    );
+    text.push_str(second);
+    match parse("pixi.lock", Format::Pixi, &text, None) {
+        Err(LockError::Invalid { reason, .. }) => {
+            assert!(
+                reason.contains("the sha256 of 1 of its 2 PyPI packages"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
