@@ -207,25 +207,12 @@ fn copy_checked(
         url: url.to_string(),
         reason: error.to_string(),
     })?;
-    let actual = |sha: bool| {
-        let file = fs::File::open(target).map_err(write)?;
-        let mut reader = io::BufReader::new(file);
-        let digest = if sha {
-            use sha2::Digest;
-            let mut hasher = sha2::Sha256::new();
-            io::copy(&mut reader, &mut hasher).map_err(write)?;
-            crate::digest::hex(&hasher.finalize())
-        } else {
-            use md5::Digest;
-            let mut hasher = md5::Md5::new();
-            io::copy(&mut reader, &mut hasher).map_err(write)?;
-            crate::digest::hex(&hasher.finalize())
-        };
-        Ok::<_, DownloadError>(digest)
-    };
+    // One read for both digests, as vendor/ is scanned.
+    let archive =
+        vendor::hash_archive(target).map_err(|error| write(io::Error::other(error.to_string())))?;
     let (algorithm, expected, found) = match checksum {
-        Checksum::Sha256(expected) => ("sha256", expected, actual(true)?),
-        Checksum::Md5(expected) => ("md5", expected, actual(false)?),
+        Checksum::Sha256(expected) => ("sha256", expected, archive.sha256),
+        Checksum::Md5(expected) => ("md5", expected, archive.md5),
         Checksum::Unchecked => return Ok(bytes),
     };
     if found.eq_ignore_ascii_case(expected) {
@@ -259,6 +246,27 @@ pub(crate) fn explicit_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_url_package_is_copied_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("a-1-0.conda");
+        fs::write(&source, b"package bytes").unwrap();
+        let sha256 = crate::digest::sha256_file(&source).unwrap();
+        let target = dir.path().join("out/noarch/a-1-0.conda");
+        let copied = copy_checked(&source, &target, Checksum::Sha256(&sha256), "file://x");
+        assert_eq!(copied.unwrap(), 13);
+        let wrong = "0".repeat(64);
+        let refused = copy_checked(&source, &target, Checksum::Sha256(&wrong), "file://x");
+        assert!(matches!(
+            refused,
+            Err(DownloadError::ChecksumMismatch {
+                algorithm: "sha256",
+                ..
+            })
+        ));
+        assert!(!target.exists(), "a mismatching copy is deleted");
+    }
 
     #[test]
     fn mirrors_apply_to_locked_urls() {

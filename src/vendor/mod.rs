@@ -117,7 +117,7 @@ pub(crate) fn scan(vendor_dir: &Path) -> Result<Option<Scan>, VendorError> {
     }))
 }
 
-pub(super) fn hash_archive(path: &Path) -> Result<Archive, VendorError> {
+pub(crate) fn hash_archive(path: &Path) -> Result<Archive, VendorError> {
     let mut file = fs::File::open(path).map_err(at(path))?;
     let mut sha256 = Sha256::new();
     let mut md5 = Md5::new();
