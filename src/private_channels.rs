@@ -181,21 +181,31 @@ impl ChannelConfig {
     /// Every text that may hold a channel's or an index's credentials, the first to win for
     /// a host first: the variables, the bound services, the app's .condarc, its environment
     /// file.
-    /// A locked package's URL as this staging fetches it: through the mirror the environment,
+    /// How this staging fetches a locked package's URL: through the mirror the environment,
     /// a bound service or the app's `.condarc` names (as conda would map the channel), with
     /// the credentials they give for that host.
-    pub(crate) fn locked_url(&self, app: &App, url: &str) -> String {
+    pub(crate) fn locked_urls(&self, app: &App) -> impl Fn(&str) -> String + Sync {
+        // Read once: a lock has hundreds of packages.
         let merged = condarc::merge(&self.layers);
-        let mirrored = crate::locked::mirrored(url, |name| {
+        let setting = |name: &str| {
             std::env::var(name).ok().or_else(|| match name {
                 "CONDA_CHANNEL_ALIAS" => merged.channel_alias.clone(),
-                "CONDA_DEFAULT_CHANNELS" => {
+                _ => {
                     (!merged.default_channels.is_empty()).then(|| merged.default_channels.join(","))
                 }
-                _ => None,
             })
-        });
-        with_credentials(&mirrored, &self.credential_sources(app))
+        };
+        let alias = setting("CONDA_CHANNEL_ALIAS");
+        let defaults = setting("CONDA_DEFAULT_CHANNELS");
+        let sources = self.credential_sources(app);
+        move |url| {
+            let mirrored = crate::locked::mirrored(url, |name| match name {
+                "CONDA_CHANNEL_ALIAS" => alias.clone(),
+                "CONDA_DEFAULT_CHANNELS" => defaults.clone(),
+                _ => None,
+            });
+            with_credentials(&mirrored, &sources)
+        }
     }
 
     fn credential_sources(&self, app: &App) -> Vec<String> {

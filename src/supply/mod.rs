@@ -441,7 +441,7 @@ fn build(
             updating = false;
         }
     }
-    let resolve = |url: &str| private.locked_url(app, url);
+    let resolve = private.locked_urls(app);
     if let (Some(lock), environment::Recipe::Explicit { file }) = (&app.lock, &plan.recipe) {
         let prepared = locked::prepare(
             &locked::Staging {
