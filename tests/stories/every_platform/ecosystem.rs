@@ -1,15 +1,13 @@
 //! The conda buildpack among others, and the sample apps a user can push: as a supply
 //! buildpack before a libbuildpack-style final buildpack, as the final buildpack after a
 //! supply buildpack, and each app in cf-apps/ staged and started from the fixture channel.
-//!
-//! Lanes: the model and the real platform (`ci/test` runs this file on both).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::Path;
 
-use support::{
+use crate::support::{
     Packaging, Server, StageOptions, app, droplet_entries, droplet_file, fixtures, launch, package,
     sample_app, scratch, stage, standin_buildpack, stdout,
 };

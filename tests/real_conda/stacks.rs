@@ -1,15 +1,12 @@
 //! The stacks issue's stories that only the real programs can tell: real conda 26.7.1 solving
 //! for the target stack's glibc in `vendor`, and a cflinuxfs5 cached zip staging the pydata app
 //! air-gapped on Cloud Foundry's real builder. Without `../shared/real` each says so and skips.
-//!
-//! Lanes: the real-conda lane (the real builder and launcher, real conda; skips without
-//! ../shared/real).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 
-use support::{
+use crate::support::{
     Packaging, Server, StageOptions, launch, package, scratch, stage, stdout, vendor_command,
 };
 

@@ -1,14 +1,10 @@
 //! The staging log is the only window a developer has: quiet by default, everything (still
 //! clean) with BP_DEBUG, a summary that says where time and bytes went, and for each way
 //! staging fails a message with what failed, why, and what to do.
-//!
-//! Lanes: the model.
-
-mod support;
 
 use std::fs;
 
-use support::{
+use crate::support::{
     Fault, Packaging, Server, StageOptions, Staging, app, fixtures, package, scratch, stage,
 };
 

@@ -3,17 +3,15 @@
 //! corporate proxy that wants credentials. A file that fails its checksum is deleted and
 //! never run; transient faults are retried; permanent ones fail at once with a message that
 //! says what to do; credentials never reach the log.
-//!
-//! Lanes: the model.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::proxy::Proxy;
-use support::{Fault, Packaging, PushWorld, StageOptions, fixtures, launch, stage, stdout};
+use crate::support::proxy::Proxy;
+use crate::support::{Fault, Packaging, PushWorld, StageOptions, fixtures, launch, stage, stdout};
 
 const INSTALLER: &str = "Miniforge3-26.5.3-0-Linux-x86_64.sh";
 

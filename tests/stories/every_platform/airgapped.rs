@@ -1,17 +1,15 @@
 //! A foundation with no route to the internet: the operator uploads the cached zip, the
 //! developer vendors the app's packages with `conda-buildpack vendor`, and staging runs in a
 //! network namespace where the fixture server is out of reach.
-//!
-//! Lanes: the model and the real platform (`ci/test` runs this file on both).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{
+use crate::support::{
     Packaging, Server, StageOptions, app, developer_conda, fixtures, launch, package, scratch,
     stage, stdout, vendor,
 };

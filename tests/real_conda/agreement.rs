@@ -5,17 +5,14 @@
 //! And real conda's two solvers must agree with each other: the rattler solver the buildpack
 //! picks when conda has it, and the classic one, on the same channel and the same files.
 //! Without `../shared/real` this says so and skips.
-//!
-//! Lanes: the real-conda lane (the real builder and launcher, real conda; skips without
-//! ../shared/real).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{Server, developer_conda_from, fixtures, real_conda, scratch};
+use crate::support::{Server, developer_conda_from, fixtures, real_conda, scratch};
 
 /// One conda, installed, with the channel server it uses.
 struct Conda {

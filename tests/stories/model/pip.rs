@@ -1,16 +1,14 @@
 //! An environment.yml with a `pip:` section: conda runs pip inside the environment, pip's
 //! packages (and the scripts it writes with the staging path in their shebang) run from the
 //! relocated environment, and a pip failure shows pip's own words.
-//!
-//! Lanes: the model.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use support::{
+use crate::support::{
     Packaging, Server, StageOptions, app, fixtures, launch, package, scratch, stage, stdout,
 };
 

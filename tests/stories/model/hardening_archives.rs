@@ -3,17 +3,15 @@
 //! links (alone or through each other) and hard links that lead out, devices, duplicates and
 //! decompression bombs are all refused with the offending entry named, in bounded time and
 //! memory, and nothing is ever written outside the target.
-//!
-//! Lanes: the model.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use support::{Packaging, Server, StageOptions, app, fixtures, package, scratch, stage};
+use crate::support::{Packaging, Server, StageOptions, app, fixtures, package, scratch, stage};
 
 /// Where the hostile entries aim: a directory no test creates, unique to this process.
 fn target_outside() -> PathBuf {

@@ -6,18 +6,16 @@
 //! GLIBC_2.34 symbols of the build machine and fail on cflinuxfs3 at the first `detect`.
 //! And it is the buildpack alone: the local Cloud Foundry (`stage`, `launch`, the builder
 //! model) is the `local-cf` binary, which never goes into a zip.
-//!
-//! Lanes: the model.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 
+use crate::support::{Packaging, Server, fixtures, package, scratch};
 use md5::Digest as _;
-use support::{Packaging, Server, fixtures, package, scratch};
 
 const PT_INTERP: u32 = 3;
 const PT_DYNAMIC: u32 = 2;

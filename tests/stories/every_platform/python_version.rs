@@ -1,14 +1,12 @@
 //! The Python major an app asks for is the one it gets, and the log says which and why: Python 2
 //! apps get miniconda2 and a Python 2 environment, conflicting files are a warning, impossible
 //! requests an error listing what the manifest offers, and BP_ settings choose the installer.
-//!
-//! Lanes: the model and the real platform (`ci/test` runs this file on both).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 
-use support::{StageOptions, launch, stdout};
+use crate::support::{StageOptions, launch, stdout};
 
 /// Pushes a fixture app with `cf set-env`-style settings.
 fn push(fixture: &str, settings: &[(&str, &str)]) -> support::Pushed {

@@ -6,16 +6,14 @@
 //! The full disks are small tmpfs mounts (the tests run as root), unmounted when the test
 //! ends, even when it fails. The staging container's disk is the one `stage` makes its staging
 //! root on (its TMPDIR): the app, the buildpacks, the cache brought back by Diego, the deps.
-//!
-//! Lanes: the model.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{PushWorld, StageOptions, assert_numpy_web_runs, stage};
+use crate::support::{PushWorld, StageOptions, assert_numpy_web_runs, stage};
 
 /// A tmpfs mounted at a path for the life of the value.
 struct Tmpfs(PathBuf);

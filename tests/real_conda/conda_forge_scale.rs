@@ -5,15 +5,12 @@
 //! Foundry stages by default. First push, unchanged push, one package added; and the classic
 //! solver, chosen by hand, meeting the 1 GiB limit. Without `../shared/real` every story says so
 //! and skips.
-//!
-//! Lanes: the real-conda lane (the real builder and launcher, real conda; skips without
-//! ../shared/real).
 
-mod support;
+use crate::support;
 
-use support::memory_cgroup::MemoryCgroup;
-use support::real_conda::{self, Miniconda};
-use support::{Server, StageOptions, Staging, launch, package, scratch, stage, stdout};
+use crate::support::memory_cgroup::MemoryCgroup;
+use crate::support::real_conda::{self, Miniconda};
+use crate::support::{Server, StageOptions, Staging, launch, package, scratch, stage, stdout};
 
 /// Cloud Foundry's default staging memory.
 const QUOTA_MIB: u64 = 1024;

@@ -3,19 +3,16 @@
 //! (`401` without it) or a token path, or is signed by a company's own CA. In every story a
 //! canary secret is searched for in the log, the droplet, Diego's cache tgz and the app
 //! cache, and is found nowhere. Without `../shared/real` every story says so and skips.
-//!
-//! Lanes: the real-conda lane (the real builder and launcher, real conda; skips without
-//! ../shared/real).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use support::canary::assert_canary_nowhere;
-use support::real_conda::{self, Miniconda};
-use support::tls::{PrivateCa, TlsServer};
-use support::{Server, StageOptions, Staging, launch, package, scratch, stage, stdout};
+use crate::support::canary::assert_canary_nowhere;
+use crate::support::real_conda::{self, Miniconda};
+use crate::support::tls::{PrivateCa, TlsServer};
+use crate::support::{Server, StageOptions, Staging, launch, package, scratch, stage, stdout};
 
 const CANARY: &str = "Canary-pw-26-real";
 const ROTATED: &str = "Canary-pw-26-rotated";

@@ -4,14 +4,11 @@
 //!
 //! Staging with `--no-network` and launching need root (namespaces), as the harness does.
 //!
-//! One test binary, by concern: `builder.rs` (the phases and their exit codes), `container.rs`
+//! By concern: `builder.rs` (the phases and their exit codes), `container.rs`
 //! (what Diego does around the builder), `launch.rs` and `agreement.rs` (our model against
 //! Cloud Foundry's real builder); the scripted buildpacks they share are below.
-//!
-//! Lanes: the model and the real platform (`ci/test` runs this file on both).
 
-#[path = "../support/mod.rs"]
-mod support;
+use crate::support;
 
 mod agreement;
 mod builder;
@@ -23,8 +20,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::LOCAL_CF;
-use support::scripted::{Buildpack, Outcome, Workspace, droplet_members, zip_with_entry};
+use crate::support::LOCAL_CF;
+use crate::support::scripted::{Buildpack, Outcome, Workspace, droplet_members, zip_with_entry};
 
 /// The builder's name for a buildpack's directories: xxhash64 of its key, `%016x`.
 fn xxhash(key: &str) -> String {

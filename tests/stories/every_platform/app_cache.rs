@@ -2,16 +2,14 @@
 //! environment without running the installer or conda. A changed environment is rebuilt with
 //! the reason in the log and nothing downloaded twice; a damaged or half-written cache is
 //! discarded with a warning and never trusted.
-//!
-//! Lanes: the model and the real platform (`ci/test` runs this file on both).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{
+use crate::support::{
     Packaging, PushWorld, StageOptions, assert_numpy_web_runs, launch, package, stage, stdout,
 };
 

@@ -4,15 +4,13 @@
 //! exit 225, a message naming the file and the fix, in bounded time and memory; the harmless
 //! oddities of other editors (a byte-order mark, CRLF line ends, a Procfile without `web:`)
 //! stage and run.
-//!
-//! Lanes: the model.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use support::{
+use crate::support::{
     Packaging, Server, StageOptions, app, assert_numpy_web_runs, droplet_file, fixtures, package,
     scratch, stage,
 };

@@ -5,19 +5,16 @@
 //! `conda-meta` set must be the lock's, no repodata may be asked for, the app must run, a
 //! restage must restore, and a changed lock must update. The same lock installed by real conda
 //! itself gives the same set. Without `../shared/real` every story says so and skips.
-//!
-//! Lanes: the real-conda lane (the real builder and launcher, real conda; skips without
-//! ../shared/real).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::real_conda::{self, LockingDeveloper, Miniconda};
-use support::{Server, StageOptions, Staging, package, scratch, stage};
+use crate::support::real_conda::{self, LockingDeveloper, Miniconda};
+use crate::support::{Server, StageOptions, Staging, package, scratch, stage};
 
 const PUBLIC: &str = real_conda::PUBLIC_CHANNELS;
 
@@ -117,7 +114,7 @@ fn droplet_conda_meta(staging: &Staging) -> BTreeSet<String> {
         .collect()
 }
 
-use support::run_in_droplet as run;
+use crate::support::run_in_droplet as run;
 
 const PROCFILE: (&str, &str) = ("Procfile", "web: python -c 'import flask'\n");
 

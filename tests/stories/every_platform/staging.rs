@@ -1,14 +1,12 @@
 //! A data scientist pushes a conda app: the buildpack is packaged with its own `package`
 //! command, staged through the zip with `stage` exactly as Cloud Foundry's builder would, and
 //! the droplet is started with `launch` at /home/vcap, far from where it was staged.
-//!
-//! Lanes: the model and the real platform (`ci/test` runs this file on both).
 
-mod support;
+use crate::support;
 
 use std::fs;
 
-use support::{
+use crate::support::{
     Packaging, Server, StageOptions, app, droplet_entries, droplet_file, fixtures, launch, package,
     scratch, stage, stdout,
 };

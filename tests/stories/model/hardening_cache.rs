@@ -3,16 +3,14 @@
 //! staging leaves, the next push gives a working app built for exactly its own inputs, or a
 //! clean failure: never a droplet built from a half-written cache. Damage to the cache is
 //! caught and repaired by building again.
-//!
-//! Lanes: the model.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{
+use crate::support::{
     PushWorld, StageOptions, assert_numpy_web_runs, droplet_entries, stage_killed_after,
 };
 

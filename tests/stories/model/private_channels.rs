@@ -2,15 +2,15 @@
 //! environment.yml, in a bound service, in the app's .condarc. Whatever the source and
 //! whatever the outcome, the canary secret is found in no line of the log, no file of the
 //! droplet outside the app's own files, and no file of the app cache.
-//!
-//! Lanes: the model.
 
-mod support;
+use crate::support;
 
 use std::fs;
 
-use support::canary::assert_canary_nowhere;
-use support::{Packaging, Server, StageOptions, Staging, app, fixtures, package, scratch, stage};
+use crate::support::canary::assert_canary_nowhere;
+use crate::support::{
+    Packaging, Server, StageOptions, Staging, app, fixtures, package, scratch, stage,
+};
 
 const CANARY: &str = "Canary-s3cret-26";
 

@@ -3,10 +3,8 @@
 //! final buildpack, with a `pip:` section that has conda write a requirements file next to
 //! environment.yml and pip fill its caches, the conda buildpack leaves the app directory, the
 //! staging user's home and TMPDIR exactly as they were.
-//!
-//! Lanes: the model and the real platform (`ci/test` runs this file on both).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -14,10 +12,10 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-use support::{
+use crate::support::{
     Packaging, Server, StageOptions, app, fixtures, launch, names, package, scratch, stage,
 };
+use sha2::{Digest, Sha256};
 
 /// What a tree holds: every path with its kind, mode and content digest (or link target).
 fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {

@@ -6,11 +6,6 @@
 //!
 //! This file builds that world; `proposals.rs` holds the stories of what is proposed and
 //! written, `faults.rs` those of endpoints that fail and proxies that want credentials.
-//!
-//! Lanes: the model.
-
-#[path = "../support/mod.rs"]
-mod support;
 
 mod faults;
 mod proposals;
@@ -19,9 +14,9 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use crate::support::proxy::Proxy;
+use crate::support::{BINARY, Fault, Server, repo, scratch};
 use sha2::{Digest, Sha256};
-use support::proxy::Proxy;
-use support::{BINARY, Fault, Server, repo, scratch};
 
 struct World {
     dir: tempfile::TempDir,

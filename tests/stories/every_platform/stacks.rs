@@ -3,15 +3,13 @@
 //! cflinuxfs5 cached zip, and the stacks this buildpack does not (or no longer) support are
 //! named as such. Runs on the model and, in `ci/test`'s real-platform lane, on Cloud Foundry's
 //! real builder and launcher.
-//!
-//! Lanes: the model and the real platform (`ci/test` runs this file on both).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;
 
-use support::{
+use crate::support::{
     BINARY, Packaging, Server, StageOptions, app, assert_numpy_web_runs, fixtures, package,
     scratch, stage, stdout, vendor_command,
 };

@@ -3,17 +3,14 @@
 //! numpy sample, pushes it again unchanged, adds a package, pushes a numpy + scipy + pandas +
 //! scikit-learn app, a Python 2 app, an exact spec, the environments conda refuses, and a
 //! vendored app with the network cut. Without `../shared/real` every story says so and skips.
-//!
-//! Lanes: the real-conda lane (the real builder and launcher, real conda; skips without
-//! ../shared/real).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use support::real_conda::{self, Miniconda};
-use support::{
+use crate::support::real_conda::{self, Miniconda};
+use crate::support::{
     Packaging, Server, StageOptions, Staging, launch, package, sample_app, scratch, stage,
 };
 
@@ -65,7 +62,7 @@ impl RealConda {
     }
 }
 
-use support::run_in_droplet as run;
+use crate::support::run_in_droplet as run;
 
 const WEB_REQUEST: &str =
     "python -c \"import app; print(app.app.test_client().get('/').get_data(as_text=True))\"";

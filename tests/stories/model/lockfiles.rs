@@ -3,19 +3,17 @@
 //! with no solve and no repodata, also offline from `vendor/`; what it cannot use is explained
 //! before anything is downloaded. The stories run on the model (our builder, the conda
 //! double); tests/real_conda_lockfiles.rs tells them on real conda.
-//!
-//! Lanes: the model.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-use support::{
+use crate::support::{
     Packaging, Server, StageOptions, Staging, fixtures, launch, package, scratch, stage, stdout,
 };
+use sha2::{Digest, Sha256};
 
 const PUBLIC: &str = "https://conda.anaconda.org/conda-forge";
 
