@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::errors::{self, Error};
-use crate::stager::Stager;
-use crate::{detect, finalize, manifest_update, packager, supply, vendor};
+use crate::staging::stager::Stager;
+use crate::staging::{detect, finalize, supply};
+use crate::tools::{manifest_update, packager, vendor};
 
 #[derive(Parser)]
 #[command(
@@ -71,7 +72,7 @@ enum ManifestCommand {
 
 pub(crate) fn run() -> ExitCode {
     // Before the first line is logged: from here on no credential in a setting is shown.
-    crate::secrets::register_environment();
+    crate::staging::secrets::register_environment();
     match Cli::parse().command {
         Command::Detect { build_dir } => detect::run(&build_dir),
         Command::Supply {

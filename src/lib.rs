@@ -4,46 +4,17 @@
 //! phase reads top to bottom in its module. Everything is crate-private but [`run`] and the
 //! entry points the fuzz targets drive.
 
-mod app;
-mod archive;
-mod buildpack;
-mod cache;
-mod certs;
-mod channels;
+// Grouped by where the code runs (docs/architecture.md draws the flow through them): what
+// stages an app on a foundation, what developers and pipelines run, and the plain I/O both use.
+mod io;
+mod staging;
+mod tools;
+
+// What every part reads: the command line, the manifest, the stacks, and the messages.
 mod cli;
-mod conda;
-mod conda_failure;
-mod condarc;
-mod detect;
-mod digest;
-mod download;
-mod environment;
 mod errors;
-mod finalize;
-mod fsutil;
-mod installer;
-mod locked;
-mod log;
 mod manifest;
-mod manifest_update;
-mod netrc;
-mod packager;
-mod pip;
-mod private_channels;
-mod process;
-mod python_version;
-mod relocate;
-mod scratch;
-mod secrets;
-mod services;
-mod slim;
-mod solver;
 mod stack;
-mod stager;
-mod summary;
-mod supply;
-mod vendor;
-mod yaml_depth;
 
 /// Runs the command line (what `main` does).
 pub fn run() -> std::process::ExitCode {
@@ -61,9 +32,9 @@ pub mod fuzzing {
         let Ok(text) = std::str::from_utf8(bytes) else {
             return;
         };
-        if let Ok(spec) = crate::app::parse_environment("environment.yml", text) {
-            let app = crate::app::App {
-                environment: Some(crate::app::EnvironmentFile {
+        if let Ok(spec) = crate::staging::app::parse_environment("environment.yml", text) {
+            let app = crate::staging::app::App {
+                environment: Some(crate::staging::app::EnvironmentFile {
                     file_name: "environment.yml".into(),
                     bytes: bytes.to_vec(),
                     spec,
@@ -73,7 +44,7 @@ pub mod fuzzing {
                 passed_over: Vec::new(),
                 vendor_dir: None,
             };
-            if let Ok(decision) = crate::python_version::decide(&app) {
+            if let Ok(decision) = crate::staging::python_version::decide(&app) {
                 let _ = decision.choice.to_string();
             }
         }
@@ -82,7 +53,7 @@ pub mod fuzzing {
     /// runtime.txt.
     pub fn runtime_txt(bytes: &[u8]) {
         if let Ok(text) = std::str::from_utf8(bytes) {
-            let _ = crate::app::parse_runtime_txt(text);
+            let _ = crate::staging::app::parse_runtime_txt(text);
         }
     }
 
@@ -98,14 +69,18 @@ pub mod fuzzing {
         lockfile(
             bytes,
             "spec-file.txt",
-            crate::app::lockfile::Format::Explicit,
+            crate::staging::app::lockfile::Format::Explicit,
         );
     }
 
     /// A `pixi.lock`, read for its `default` environment and for one named in
     /// `BP_PIXI_ENVIRONMENT`.
     pub fn pixi_lock(bytes: &[u8]) {
-        lockfile(bytes, "pixi.lock", crate::app::lockfile::Format::Pixi);
+        lockfile(
+            bytes,
+            "pixi.lock",
+            crate::staging::app::lockfile::Format::Pixi,
+        );
     }
 
     /// A `conda-lock.yml`.
@@ -113,16 +88,17 @@ pub mod fuzzing {
         lockfile(
             bytes,
             "conda-lock.yml",
-            crate::app::lockfile::Format::CondaLock,
+            crate::staging::app::lockfile::Format::CondaLock,
         );
     }
 
-    fn lockfile(bytes: &[u8], name: &str, format: crate::app::lockfile::Format) {
+    fn lockfile(bytes: &[u8], name: &str, format: crate::staging::app::lockfile::Format) {
         let Ok(text) = std::str::from_utf8(bytes) else {
             return;
         };
         for environment in [None, Some("test")] {
-            if let Ok(lock) = crate::app::lockfile::parse(name, format, text, environment) {
+            if let Ok(lock) = crate::staging::app::lockfile::parse(name, format, text, environment)
+            {
                 let _ = (lock.content(), lock.describe(), lock.explicit_lines());
             }
         }
@@ -138,7 +114,7 @@ pub mod fuzzing {
         };
         let path = scratch.join(name);
         if std::fs::write(&path, bytes).is_ok() {
-            let _ = crate::archive::inspect(&path);
+            let _ = crate::io::archive::inspect(&path);
         }
     }
 
@@ -146,7 +122,7 @@ pub mod fuzzing {
     /// buildpack writes for a vendored package.
     pub fn index_json(bytes: &[u8]) {
         let path = Path::new("fuzz-1.0-0.tar.bz2");
-        if let Ok(index) = crate::archive::parse_index_json(path, bytes.to_vec()) {
+        if let Ok(index) = crate::io::archive::parse_index_json(path, bytes.to_vec()) {
             if let Ok(record) = rattler_conda_types::PackageRecord::from_index_json(
                 index,
                 Some(bytes.len() as u64),
@@ -161,26 +137,26 @@ pub mod fuzzing {
     /// The tar inside a conda package, uncompressed, so that the fuzzer mutates tar headers
     /// rather than bzip2 checksums.
     pub fn package_tar(bytes: &[u8]) {
-        let _ = crate::archive::inspect_tar(Path::new("fuzz-1.0-0.tar.bz2"), bytes);
+        let _ = crate::io::archive::inspect_tar(Path::new("fuzz-1.0-0.tar.bz2"), bytes);
     }
 
     /// A cache entry's `metadata.json`, left by an earlier push.
     pub fn cache_metadata(bytes: &[u8]) {
-        let _ = crate::cache::parse_metadata(bytes);
+        let _ = crate::staging::cache::parse_metadata(bytes);
     }
 
     /// The lines of a `pip:` section or a `-r` file, read and made absolute as staging does.
     pub fn pip_requirements(bytes: &[u8]) {
         if let Ok(text) = std::str::from_utf8(bytes) {
             for line in text.lines() {
-                let located = crate::pip::requirements::Located {
+                let located = crate::staging::pip::requirements::Located {
                     text: line.to_string(),
-                    line: crate::pip::requirements::parse(line),
+                    line: crate::staging::pip::requirements::parse(line),
                     origin: "environment.yml".into(),
                     base: std::path::PathBuf::from("/tmp/app"),
                 };
                 let _ = located.anchored();
-                let _ = crate::pip::wheelhouse::project_of(line);
+                let _ = crate::staging::pip::wheelhouse::project_of(line);
             }
         }
     }
@@ -195,14 +171,14 @@ pub mod fuzzing {
         };
         let path = scratch.join(name);
         if std::fs::write(&path, bytes).is_ok() {
-            let _ = crate::archive::inspect_distribution(&path);
+            let _ = crate::io::archive::inspect_distribution(&path);
         }
     }
 
     /// A Procfile.
     pub fn procfile(bytes: &[u8]) {
         if let Ok(text) = std::str::from_utf8(bytes) {
-            let _ = crate::finalize::parse_procfile(text);
+            let _ = crate::staging::finalize::parse_procfile(text);
         }
     }
 }

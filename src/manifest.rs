@@ -117,7 +117,7 @@ impl Manifest {
     /// Parses and validates: a manifest that would fail later (a bad checksum, a dependency
     /// with no stack) fails here, when the buildpack is packaged or first run.
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
-        crate::yaml_depth::check_flow_nesting(text).map_err(|error| error.to_string())?;
+        crate::io::yaml_depth::check_flow_nesting(text).map_err(|error| error.to_string())?;
         let manifest: Self = serde_yaml_ng::from_str(text).map_err(|error| error.to_string())?;
         manifest.validate()?;
         Ok(manifest)

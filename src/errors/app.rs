@@ -3,9 +3,9 @@
 
 use super::lockfile::lock_message;
 use super::{Message, disk_fix};
-use crate::app::AppError;
-use crate::log;
-use crate::pip::PipError;
+use crate::staging::app::AppError;
+use crate::staging::log;
+use crate::staging::pip::PipError;
 
 pub(super) fn pip_message(error: &PipError) -> Message {
     const REVENDOR: &str =

@@ -2,8 +2,8 @@
 //! `.condarc`. Split from `errors.rs` only to keep files short; read them as part of it.
 
 use super::Message;
-use crate::condarc::CondarcError;
-use crate::services::ServiceError;
+use crate::staging::condarc::CondarcError;
+use crate::staging::services::ServiceError;
 
 pub(super) fn services_message(error: &ServiceError) -> Message {
     let fix = match error {
@@ -55,12 +55,12 @@ fn capitalised(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conda_failure::{CondaFailure, FailureKind};
-    use crate::environment::EnvironmentError;
+    use crate::staging::conda_failure::{CondaFailure, FailureKind};
+    use crate::staging::environment::EnvironmentError;
 
     #[test]
     fn a_refused_credential_names_the_service_and_how_to_fix_the_binding() {
-        crate::services::parse(
+        crate::staging::services::parse(
             r#"{"user-provided":[{"name":"conda-mirror","tags":["conda"],"credentials":{"channel_alias":"https://m"}}]}"#,
         )
         .unwrap();

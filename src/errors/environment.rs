@@ -3,9 +3,9 @@
 //! read them as part of it.
 
 use super::{DISK_FULL, Message, disk_fix};
-use crate::conda_failure::FailureKind;
-use crate::environment::EnvironmentError;
-use crate::log;
+use crate::staging::conda_failure::FailureKind;
+use crate::staging::environment::EnvironmentError;
+use crate::staging::log;
 
 pub(super) fn environment_message(error: &EnvironmentError) -> Message {
     match error {
@@ -110,7 +110,7 @@ pub(super) fn environment_message(error: &EnvironmentError) -> Message {
                 ),
                 FailureKind::CredentialsRefused => {
                     body.insert(1, format!("Channels searched: {}", channels.join("; ")));
-                    let credentials_from: Vec<String> = crate::services::bound_names()
+                    let credentials_from: Vec<String> = crate::staging::services::bound_names()
                         .iter()
                         .map(|name| format!("the service {name}"))
                         .collect();

@@ -2,8 +2,8 @@
 //! read them as part of it.
 
 use super::{DISK_FULL, Message, REPORT, disk_fix};
-use crate::download::DownloadError;
-use crate::installer::InstallerError;
+use crate::io::download::DownloadError;
+use crate::staging::installer::InstallerError;
 
 pub(super) fn installer_message(error: &InstallerError) -> Message {
     match error {

@@ -2,8 +2,8 @@
 //! only to keep files short; read them as part of it.
 
 use super::Message;
-use crate::app::lockfile::LockError;
-use crate::locked::{LockedError, Mismatch};
+use crate::staging::app::lockfile::LockError;
+use crate::staging::locked::{LockedError, Mismatch};
 
 pub(super) fn lock_message(error: &LockError) -> Message {
     match error {

@@ -2,8 +2,10 @@
 //! read them as part of it.
 
 use super::{Message, REPORT};
-use crate::download::DownloadError;
-use crate::manifest_update::{Failure, MinicondaError, MiniforgeError, UpdateError, VerifyError};
+use crate::io::download::DownloadError;
+use crate::tools::manifest_update::{
+    Failure, MinicondaError, MiniforgeError, UpdateError, VerifyError,
+};
 
 /// `conda-buildpack manifest update`: an operator's pipeline reads these, not a staging log.
 pub(crate) fn manifest_update_message(error: &UpdateError) -> Message {

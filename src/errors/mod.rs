@@ -4,19 +4,19 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::app::AppError;
-use crate::buildpack::BuildpackError;
-use crate::cache::CacheError;
-use crate::condarc::CondarcError;
-use crate::environment::EnvironmentError;
-use crate::installer::InstallerError;
-use crate::log;
-use crate::pip::PipError;
-use crate::python_version::PythonVersionError;
-use crate::relocate::RelocateError;
-use crate::services::ServiceError;
-use crate::stager::StagerError;
-use crate::vendor::VendorError;
+use crate::staging::app::AppError;
+use crate::staging::buildpack::BuildpackError;
+use crate::staging::cache::CacheError;
+use crate::staging::condarc::CondarcError;
+use crate::staging::environment::EnvironmentError;
+use crate::staging::installer::InstallerError;
+use crate::staging::log;
+use crate::staging::pip::PipError;
+use crate::staging::python_version::PythonVersionError;
+use crate::staging::relocate::RelocateError;
+use crate::staging::services::ServiceError;
+use crate::staging::stager::StagerError;
+use crate::staging::vendored::VendorError;
 
 mod app;
 mod config;
@@ -55,13 +55,13 @@ pub(crate) enum Error {
     #[error(transparent)]
     Pip(#[from] PipError),
     #[error(transparent)]
-    Solver(#[from] crate::solver::SolverError),
+    Solver(#[from] crate::staging::solver::SolverError),
     #[error(transparent)]
     Services(#[from] ServiceError),
     #[error(transparent)]
     Condarc(#[from] CondarcError),
     #[error(transparent)]
-    Locked(#[from] crate::locked::LockedError),
+    Locked(#[from] crate::staging::locked::LockedError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -148,7 +148,7 @@ pub(crate) fn message(error: &Error) -> Message {
             "Loosen the constraint, e.g. `python=3.11`.",
         ),
         Error::Installer(installer) => installer_message(installer),
-        Error::Solver(crate::solver::SolverError::Unavailable {
+        Error::Solver(crate::staging::solver::SolverError::Unavailable {
             wanted,
             source_name,
             offered,

@@ -1,6 +1,6 @@
 use super::*;
-use crate::conda_failure::FailureKind;
-use crate::download::DownloadError;
+use crate::io::download::DownloadError;
+use crate::staging::conda_failure::FailureKind;
 
 #[test]
 fn a_missing_package_message_names_the_packages_and_the_channels() {
@@ -21,7 +21,7 @@ fn a_missing_package_message_names_the_packages_and_the_channels() {
     .map(ToString::to_string)
     .collect();
     let error: Error = EnvironmentError::Conda {
-        failure: crate::conda_failure::read(&output, &[], false, false),
+        failure: crate::staging::conda_failure::read(&output, &[], false, false),
         command: "conda env create".into(),
         status: "exit code 1".into(),
         memory_limit_mib: None,
@@ -81,7 +81,7 @@ fn every_message_has_a_title_a_cause_and_a_fix() {
         })
         .into(),
         EnvironmentError::Conda {
-            failure: crate::conda_failure::CondaFailure {
+            failure: crate::staging::conda_failure::CondaFailure {
                 kind: FailureKind::OutOfMemory,
                 ..Default::default()
             },
