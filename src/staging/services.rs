@@ -348,24 +348,20 @@ mod tests {
         let error = parse("{\"x\": [ {\"credentials\": {\"password\": \"leak-me\"").unwrap_err();
         assert!(matches!(error, ServiceError::NotJson { .. }));
         assert!(!error.to_string().contains("leak-me"));
-        let error = parse(&vcap(
-            r#"{"channel_alias":"https://m","pasword":"leak-me"}"#,
-        ))
-        .unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "the service conda-mirror has the unknown credential `pasword`"
-        );
+        for (credentials, message) in [
+            (
+                r#"{"channel_alias":"https://m","pasword":"leak-me"}"#,
+                "the service conda-mirror has the unknown credential `pasword`",
+            ),
+            (
+                r#"{"channel_alias":"https://m","password":"leak-me"}"#,
+                "the service conda-mirror has a `password` but no `username`",
+            ),
+        ] {
+            assert_eq!(parse(&vcap(credentials)).unwrap_err().to_string(), message);
+        }
         let error = parse(&vcap(r#"{"channel_alias":"https://m","password":42}"#)).unwrap_err();
         assert!(!error.to_string().contains("42"), "{error}");
-        let error = parse(&vcap(
-            r#"{"channel_alias":"https://m","password":"leak-me"}"#,
-        ))
-        .unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "the service conda-mirror has a `password` but no `username`"
-        );
         assert!(matches!(parse("[1]"), Err(ServiceError::NotServices)));
         assert_eq!(
             parse(r#"{"p-mysql":[{"name":"db","tags":[]}]}"#).unwrap(),

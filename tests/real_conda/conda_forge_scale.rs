@@ -8,6 +8,9 @@
 
 use crate::support;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use crate::support::memory_cgroup::MemoryCgroup;
 use crate::support::real_conda::{self, Miniconda};
 use crate::support::{Server, StageOptions, Staging, launch, package, scratch, stage, stdout};
@@ -24,32 +27,63 @@ fn assert_under_quota(staging: &Staging) {
     );
 }
 
+/// The pydata app pushed against the conda-forge-sized channel, each staging in a memory
+/// cgroup of Cloud Foundry's default quota.
+struct CondaForgeSized {
+    dir: tempfile::TempDir,
+    server: Server,
+    zip: PathBuf,
+    app: PathBuf,
+    cgroup: Arc<MemoryCgroup>,
+}
+
+impl CondaForgeSized {
+    /// `None`, having said why, without the kit or a memory cgroup to stage in.
+    fn new() -> Option<Self> {
+        let big = real_conda::conda_forge_sized()?;
+        support::world::use_the_real_platform();
+        let cgroup = Arc::new(MemoryCgroup::create(QUOTA_MIB)?);
+        let dir = scratch();
+        let server = Server::start(big);
+        let packaging = real_conda::packaging(&server, dir.path(), Miniconda::Plain);
+        let zip = package(&server, dir.path(), &packaging);
+        let app = real_conda::pydata_app(dir.path());
+        Some(Self {
+            dir,
+            server,
+            zip,
+            app,
+            cgroup,
+        })
+    }
+
+    /// The staging's memory limit and cgroup, at the quota.
+    fn options(&self) -> StageOptions {
+        let mut options = StageOptions::with_channels(&self.server);
+        options.memory = Some(QUOTA_MIB.to_string());
+        options.cgroup = Some(self.cgroup.clone());
+        options
+    }
+
+    fn push(&self, name: &str, options: &StageOptions) -> Staging {
+        stage(
+            &self.app,
+            &[&self.zip],
+            options,
+            &self.dir.path().join(name),
+        )
+    }
+}
+
 #[test]
 fn the_pydata_app_stages_restages_and_changes_at_conda_forge_size_within_1_gib() {
-    let Some(big) = real_conda::conda_forge_sized() else {
+    let Some(world) = CondaForgeSized::new() else {
         return;
     };
-    support::world::use_the_real_platform();
-    let Some(cgroup) = MemoryCgroup::create(QUOTA_MIB) else {
-        return;
-    };
-    let cgroup = std::sync::Arc::new(cgroup);
-    let dir = scratch();
-    let server = Server::start(big);
-    let zip = package(
-        &server,
-        dir.path(),
-        &real_conda::packaging(&server, dir.path(), Miniconda::Plain),
-    );
-    let app = real_conda::pydata_app(dir.path());
-    let options = || {
-        let mut options = StageOptions::with_channels(&server).cache(&dir.path().join("cache"));
-        options.memory = Some(QUOTA_MIB.to_string());
-        options.cgroup = Some(cgroup.clone());
-        options
-    };
+    let app = &world.app;
+    let options = world.options().cache(&world.dir.path().join("cache"));
 
-    let cold = stage(&app, &[&zip], &options(), &dir.path().join("cold"));
+    let cold = world.push("cold", &options);
     cold.assert_success()
         .assert_clean_log()
         .assert_log_contains("       Solver: rattler (the fastest this conda offers: rattler, classic; set CONDA_SOLVER to choose)")
@@ -65,7 +99,7 @@ fn the_pydata_app_stages_restages_and_changes_at_conda_forge_size_within_1_gib()
     assert!(stdout(&run).contains("1.9.1"), "{}", stdout(&run));
     assert!(stdout(&run).contains("pip 26.3"), "{}", stdout(&run));
 
-    let warm = stage(&app, &[&zip], &options(), &dir.path().join("warm"));
+    let warm = world.push("warm", &options);
     warm.assert_success()
         .assert_log_contains("-----> Restoring the conda environment from the cache")
         .assert_log_lacks("Solver:");
@@ -74,7 +108,7 @@ fn the_pydata_app_stages_restages_and_changes_at_conda_forge_size_within_1_gib()
     let mut environment = std::fs::read_to_string(app.join("environment.yml")).unwrap();
     environment.push_str("  - cloudpickle\n");
     std::fs::write(app.join("environment.yml"), environment).unwrap();
-    let changed = stage(&app, &[&zip], &options(), &dir.path().join("changed"));
+    let changed = world.push("changed", &options);
     changed
         .assert_success()
         .assert_log_contains("Updating the cached environment: environment.yml changed")
@@ -93,25 +127,10 @@ fn the_pydata_app_stages_restages_and_changes_at_conda_forge_size_within_1_gib()
 /// conda failure.
 #[test]
 fn a_solve_killed_for_memory_says_so_naming_the_solver_the_peak_and_the_fixes() {
-    let Some(big) = real_conda::conda_forge_sized() else {
+    let Some(world) = CondaForgeSized::new() else {
         return;
     };
-    support::world::use_the_real_platform();
-    let Some(cgroup) = MemoryCgroup::create(QUOTA_MIB) else {
-        return;
-    };
-    let dir = scratch();
-    let server = Server::start(big);
-    let zip = package(
-        &server,
-        dir.path(),
-        &real_conda::packaging(&server, dir.path(), Miniconda::Plain),
-    );
-    let app = real_conda::pydata_app(dir.path());
-    let mut options = StageOptions::with_channels(&server).env("CONDA_SOLVER", "classic");
-    options.memory = Some(QUOTA_MIB.to_string());
-    options.cgroup = Some(std::sync::Arc::new(cgroup));
-    let staging = stage(&app, &[&zip], &options, &dir.path().join("out"));
+    let staging = world.push("out", &world.options().env("CONDA_SOLVER", "classic"));
     staging
         .assert_supply_failed()
         .assert_clean_log()

@@ -65,12 +65,60 @@ impl World {
     fn push(&self, app: &Path, name: &str, options: &StageOptions) -> Staging {
         stage(app, &[&self.zip], options, &self.dir.path().join(name))
     }
+
+    /// A first push of `app` with `env` as its only channel settings, into an output and an
+    /// app cache of its own named after `name`; returns the staging and that cache.
+    fn push_once(&self, app: &Path, name: &str, env: &[(&str, &str)]) -> (Staging, PathBuf) {
+        let cache = self.dir.path().join(format!("{name}-cache"));
+        let staging = self.push(app, &format!("{name}-out"), &self.options(&cache, env));
+        (staging, cache)
+    }
+}
+
+/// A mirror signed by a company's own CA, whose certificate sits where the staging container
+/// can read it (what `CF_SYSTEM_CERT_PATH` names), demanding alice's canary password.
+struct CaMirror {
+    _visible: tempfile::TempDir,
+    ca: PrivateCa,
+    mirror: TlsServer,
+}
+
+impl CaMirror {
+    fn start(world: &World) -> Self {
+        let visible = support::container_visible_dir();
+        let ca = PrivateCa::new(visible.path());
+        let mirror = TlsServer::mirror(&world.root, Some(&ca), "alice", &[CANARY]);
+        Self {
+            _visible: visible,
+            ca,
+            mirror,
+        }
+    }
+
+    fn cert_path(&self) -> String {
+        self.ca.cert_dir.display().to_string()
+    }
+}
+
+/// The mirror's URL with `alice:password@` in it.
+fn with_password(mirror: &TlsServer, password: &str) -> String {
+    let url = mirror.url();
+    let (scheme, rest) = url.split_once("://").unwrap();
+    format!("{scheme}://alice:{password}@{rest}")
 }
 
 fn binding(credentials: &str) -> String {
     format!(
         r#"{{"user-provided":[{{"name":"conda-mirror","label":"user-provided","tags":["conda"],"credentials":{credentials}}}]}}"#
     )
+}
+
+/// `VCAP_SERVICES` binding the mirror as the channel alias, with alice's `password`.
+fn mirror_binding(mirror: &TlsServer, password: &str) -> String {
+    binding(&format!(
+        r#"{{"channel_alias":"{}/channels","username":"alice","password":"{password}"}}"#,
+        mirror.url()
+    ))
 }
 
 fn numpy_version(staging: &Staging) -> String {
@@ -91,15 +139,12 @@ fn a_bound_service_stages_from_a_password_protected_mirror_and_a_rotated_passwor
     let mirror = TlsServer::mirror(&world.root, None, "alice", &[CANARY, ROTATED]);
     let app = world.app("bound");
     let cache = world.dir.path().join("bound-cache");
-    let credentials = |password: &str| {
-        binding(&format!(
-            r#"{{"channel_alias":"{}/channels","username":"alice","password":"{password}"}}"#,
-            mirror.url()
-        ))
-    };
     let options = world.options(
         &cache,
-        &[("VCAP_SERVICES", &credentials(CANARY)), ("BP_DEBUG", "1")],
+        &[
+            ("VCAP_SERVICES", &mirror_binding(&mirror, CANARY)),
+            ("BP_DEBUG", "1"),
+        ],
     );
     let first = world.push(&app, "first", &options);
     first
@@ -116,7 +161,10 @@ fn a_bound_service_stages_from_a_password_protected_mirror_and_a_rotated_passwor
     assert_canary_nowhere(CANARY, &first, &cache);
 
     // The password rotated in the binding: the same environment, restored.
-    let options = world.options(&cache, &[("VCAP_SERVICES", &credentials(ROTATED))]);
+    let options = world.options(
+        &cache,
+        &[("VCAP_SERVICES", &mirror_binding(&mirror, ROTATED))],
+    );
     let second = world.push(&app, "second", &options);
     second
         .assert_success()
@@ -131,20 +179,19 @@ fn a_channel_alias_with_a_password_or_a_token_stages_and_shows_neither() {
         return;
     };
     let mirror = TlsServer::mirror(&world.root, None, "alice", &[CANARY]);
-    let with_password = mirror
-        .url()
-        .replacen("http://", &format!("http://alice:{CANARY}@"), 1);
     for (name, alias) in [
-        ("userinfo", format!("{with_password}/channels")),
+        (
+            "userinfo",
+            format!("{}/channels", with_password(&mirror, CANARY)),
+        ),
         ("token", format!("{}/channels/t/{CANARY}", mirror.url())),
     ] {
         let app = world.app(name);
-        let cache = world.dir.path().join(format!("{name}-cache"));
-        let options = world.options(
-            &cache,
+        let (staging, cache) = world.push_once(
+            &app,
+            name,
             &[("CONDA_CHANNEL_ALIAS", &alias), ("BP_DEBUG", "1")],
         );
-        let staging = world.push(&app, &format!("{name}-out"), &options);
         staging.assert_success();
         assert_eq!(numpy_version(&staging), "2.2.6", "{name}");
         assert_canary_nowhere(CANARY, &staging, &cache);
@@ -158,16 +205,8 @@ fn a_wrong_password_names_the_service_and_how_to_fix_the_binding() {
     };
     let mirror = TlsServer::mirror(&world.root, None, "alice", &[CANARY]);
     let app = world.app("wrong");
-    let cache = world.dir.path().join("wrong-cache");
-    let vcap = binding(&format!(
-        r#"{{"channel_alias":"{}/channels","username":"alice","password":"{WRONG}"}}"#,
-        mirror.url()
-    ));
-    let staging = world.push(
-        &app,
-        "wrong",
-        &world.options(&cache, &[("VCAP_SERVICES", &vcap)]),
-    );
+    let vcap = mirror_binding(&mirror, WRONG);
+    let (staging, cache) = world.push_once(&app, "wrong", &[("VCAP_SERVICES", &vcap)]);
     staging
         .assert_supply_failed()
         .assert_log_contains("A conda channel refused the staging's credentials")
@@ -182,31 +221,23 @@ fn a_mirror_signed_by_a_private_ca_stages_with_the_ca_in_cf_system_cert_path_alo
     let Some(world) = World::new() else {
         return;
     };
-    let visible = support::container_visible_dir();
-    let ca = PrivateCa::new(visible.path());
-    let mirror = TlsServer::mirror(&world.root, Some(&ca), "alice", &[CANARY]);
-    let alias = mirror
-        .url()
-        .replacen("https://", &format!("https://alice:{CANARY}@"), 1);
-    let alias = format!("{alias}/channels");
+    let signed = CaMirror::start(&world);
+    let alias = format!("{}/channels", with_password(&signed.mirror, CANARY));
     let app = world.app("private-ca");
 
-    let cache = world.dir.path().join("ca-cache");
-    let trusted = world.options(
-        &cache,
+    let (staging, cache) = world.push_once(
+        &app,
+        "trusted",
         &[
             ("CONDA_CHANNEL_ALIAS", &alias),
-            ("CF_SYSTEM_CERT_PATH", &ca.cert_dir.display().to_string()),
+            ("CF_SYSTEM_CERT_PATH", &signed.cert_path()),
         ],
     );
-    let staging = world.push(&app, "trusted", &trusted);
     staging.assert_success();
     assert_eq!(numpy_version(&staging), "2.2.6");
     assert_canary_nowhere(CANARY, &staging, &cache);
 
-    let cache = world.dir.path().join("untrusted-cache");
-    let untrusted = world.options(&cache, &[("CONDA_CHANNEL_ALIAS", &alias)]);
-    let staging = world.push(&app, "untrusted", &untrusted);
+    let (staging, cache) = world.push_once(&app, "untrusted", &[("CONDA_CHANNEL_ALIAS", &alias)]);
     staging
         .assert_supply_failed()
         .assert_log_contains("conda does not trust a channel's certificate")
@@ -222,23 +253,16 @@ fn a_private_ca_signed_password_protected_mirror_stages_with_one_binding_and_not
     let Some(world) = World::new() else {
         return;
     };
-    let visible = support::container_visible_dir();
-    let ca = PrivateCa::new(visible.path());
-    let mirror = TlsServer::mirror(&world.root, Some(&ca), "alice", &[CANARY]);
+    let signed = CaMirror::start(&world);
     let app = world.app("bound-private-ca");
-    let cache = world.dir.path().join("bound-ca-cache");
-    let services = binding(&format!(
-        r#"{{"channel_alias":"{}/channels","username":"alice","password":"{CANARY}"}}"#,
-        mirror.url()
-    ));
-    let options = world.options(
-        &cache,
+    let (staging, cache) = world.push_once(
+        &app,
+        "bound-ca",
         &[
-            ("VCAP_SERVICES", &services),
-            ("CF_SYSTEM_CERT_PATH", &ca.cert_dir.display().to_string()),
+            ("VCAP_SERVICES", &mirror_binding(&signed.mirror, CANARY)),
+            ("CF_SYSTEM_CERT_PATH", &signed.cert_path()),
         ],
     );
-    let staging = world.push(&app, "bound-ca", &options);
     staging
         .assert_success()
         .assert_log_contains("from the service conda-mirror (tagged conda)");
@@ -251,18 +275,14 @@ fn the_apps_condarc_ssl_verify_wins_a_pushed_ca_or_false_with_a_warning() {
     let Some(world) = World::new() else {
         return;
     };
-    let visible = support::container_visible_dir();
-    let ca = PrivateCa::new(visible.path());
-    let mirror = TlsServer::mirror(&world.root, Some(&ca), "alice", &[CANARY]);
-    let alias = mirror
-        .url()
-        .replacen("https://", &format!("https://alice:{CANARY}@"), 1);
+    let signed = CaMirror::start(&world);
+    let alias = with_password(&signed.mirror, CANARY);
 
     // The company's CA pushed with the app and named by a path relative to it.
     let app = world.app("pushed-ca");
     fs::create_dir_all(app.join("certs")).unwrap();
     fs::copy(
-        ca.cert_dir.join("corp-ca.pem"),
+        signed.ca.cert_dir.join("corp-ca.pem"),
         app.join("certs/corp-ca.pem"),
     )
     .unwrap();
@@ -271,8 +291,7 @@ fn the_apps_condarc_ssl_verify_wins_a_pushed_ca_or_false_with_a_warning() {
         format!("channel_alias: {alias}/channels\nssl_verify: certs/corp-ca.pem\n"),
     )
     .unwrap();
-    let cache = world.dir.path().join("pushed-ca-cache");
-    let staging = world.push(&app, "pushed-ca-out", &world.options(&cache, &[]));
+    let (staging, cache) = world.push_once(&app, "pushed-ca", &[]);
     staging
         .assert_success()
         .assert_log_contains("the app's .condarc");
@@ -286,8 +305,7 @@ fn the_apps_condarc_ssl_verify_wins_a_pushed_ca_or_false_with_a_warning() {
         format!("channel_alias: {alias}/channels\nssl_verify: false\n"),
     )
     .unwrap();
-    let cache = world.dir.path().join("no-verify-cache");
-    let staging = world.push(&app, "no-verify-out", &world.options(&cache, &[]));
+    let (staging, cache) = world.push_once(&app, "no-verify", &[]);
     staging
         .assert_success()
         .assert_log_contains("ssl_verify: false in the app's .condarc");
@@ -313,9 +331,11 @@ fn a_bound_services_pip_index_gets_its_credentials_too() {
         conda_mirror.url(),
         pip_mirror.url()
     ));
-    let cache = world.dir.path().join("pip-index-cache");
-    let options = world.options(&cache, &[("VCAP_SERVICES", &vcap), ("BP_DEBUG", "1")]);
-    let staging = world.push(&app, "pip-index-out", &options);
+    let (staging, cache) = world.push_once(
+        &app,
+        "pip-index",
+        &[("VCAP_SERVICES", &vcap), ("BP_DEBUG", "1")],
+    );
     staging.assert_success();
     let output = launch(
         &staging.droplet(),

@@ -6,9 +6,7 @@ use crate::support;
 
 use std::path::Path;
 
-use crate::support::{
-    Packaging, Server, StageOptions, launch, package, scratch, stage, stdout, vendor_command,
-};
+use crate::support::{Packaging, Server, StageOptions, launch, package, scratch, stage, stdout};
 
 fn on(stack: &str, server: &Server) -> StageOptions {
     let mut options = StageOptions::with_channels(server);
@@ -86,9 +84,9 @@ fn glibc_demo_channel(root: &Path) {
 /// chosen, and one the stack can run is, whatever the developer's own machine has.
 #[test]
 fn vendor_solves_with_real_conda_for_the_target_stacks_glibc() {
-    let Some(world) = support::real_conda::world() else {
+    if support::real_conda::world().is_none() {
         return;
-    };
+    }
     let dir = scratch();
     let root = dir.path().join("root");
     glibc_demo_channel(&root);
@@ -98,14 +96,7 @@ fn vendor_solves_with_real_conda_for_the_target_stacks_glibc() {
     )
     .unwrap();
     let server = Server::start(&root);
-    let home = dir.path().join("developer");
-    std::fs::create_dir_all(&home).unwrap();
-    let conda = support::developer_conda_from(
-        &world
-            .join("installers")
-            .join(support::real_conda::MINIFORGE),
-        &home,
-    );
+    let (home, conda) = support::real_conda::developer_miniforge(dir.path());
     let vendored_for = |stack: Option<&str>| {
         let app = dir
             .path()
@@ -116,17 +107,10 @@ fn vendor_solves_with_real_conda_for_the_target_stacks_glibc() {
             "channels: [glibc-demo]\ndependencies:\n  - glibcdemo\n",
         )
         .unwrap();
-        let mut command = vendor_command(&app, &conda, &server, &home);
-        if let Some(stack) = stack {
-            command.args(["--stack", stack]);
-        }
-        let output = command.output().unwrap();
-        assert!(
-            output.status.success(),
-            "vendor failed: {}{}",
-            stdout(&output),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let args = stack
+            .map(|stack| vec!["--stack", stack])
+            .unwrap_or_default();
+        let output = support::vendor_ok(&app, &conda, &server, &home, &args);
         let said = format!(
             "{}{}",
             stdout(&output),
@@ -185,26 +169,9 @@ fn the_cflinuxfs5_cached_zip_stages_the_pydata_app_air_gapped_on_the_real_progra
         },
     );
     let app = support::real_conda::pydata_app(dir.path());
-    let home = dir.path().join("developer");
-    std::fs::create_dir_all(&home).unwrap();
-    let conda = support::developer_conda_from(
-        &world
-            .join("installers")
-            .join(support::real_conda::MINIFORGE),
-        &home,
-    );
-    let vendored = vendor_command(&app, &conda, &server, &home)
-        .args(["--stack", "cflinuxfs5"])
-        .output()
-        .unwrap();
-    assert!(
-        vendored.status.success(),
-        "vendor failed: {}{}",
-        stdout(&vendored),
-        String::from_utf8_lossy(&vendored.stderr)
-    );
-    let mut offline = on("cflinuxfs5", &server);
-    offline.no_network = true;
+    let (home, conda) = support::real_conda::developer_miniforge(dir.path());
+    support::vendor_ok(&app, &conda, &server, &home, &["--stack", "cflinuxfs5"]);
+    let offline = on("cflinuxfs5", &server).offline();
     let staging = stage(&app, &[&cached], &offline, &dir.path().join("offline"));
     staging
         .assert_success()

@@ -375,24 +375,9 @@ fn a_cached_buildpack_and_a_vendored_app_stage_with_the_network_cut() {
         index.url()
     ));
     fs::write(app.join("environment.yml"), environment).unwrap();
-    let home = world.dir.path().join("developer");
-    fs::create_dir_all(&home).unwrap();
-    let conda = support::developer_conda_from(
-        &real_conda::world()
-            .unwrap()
-            .join("installers")
-            .join(real_conda::MINIFORGE),
-        &home,
-    );
-    let vendored = support::vendor(&app, &conda, &world.server, &home);
-    assert!(
-        vendored.status.success(),
-        "conda-buildpack vendor failed: {}{}",
-        String::from_utf8_lossy(&vendored.stdout),
-        String::from_utf8_lossy(&vendored.stderr)
-    );
-    let mut options = StageOptions::with_channels(&world.server);
-    options.no_network = true;
+    let (home, conda) = real_conda::developer_miniforge(world.dir.path());
+    support::vendor_ok(&app, &conda, &world.server, &home, &[]);
+    let options = StageOptions::with_channels(&world.server).offline();
     let staging = stage(
         &app,
         &[&cached],

@@ -56,16 +56,32 @@ pub(crate) fn vendor_command(app: &Path, conda: &Path, server: &Server, home: &P
     command
 }
 
+/// `conda-buildpack vendor APP ARGS` as a developer runs it, which must succeed; its output.
+pub(crate) fn vendor_ok(
+    app: &Path,
+    conda: &Path,
+    server: &Server,
+    home: &Path,
+    args: &[&str],
+) -> Output {
+    let vendored = vendor_command(app, conda, server, home)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        vendored.status.success(),
+        "conda-buildpack vendor failed: {}{}",
+        stdout(&vendored),
+        String::from_utf8_lossy(&vendored.stderr)
+    );
+    vendored
+}
+
 /// What a developer does before pushing to an offline foundation: install conda, then
 /// `conda-buildpack vendor APP`. Returns the developer's conda.
 pub(crate) fn vendor_as_developer(app: &Path, server: &Server, home: &Path) -> PathBuf {
     let conda = developer_conda(home);
-    let vendored = vendor(app, &conda, server, home);
-    assert!(
-        vendored.status.success(),
-        "conda-buildpack vendor failed: {}",
-        String::from_utf8_lossy(&vendored.stderr)
-    );
+    let vendored = vendor_ok(app, &conda, server, home, &[]);
     assert!(
         stdout(&vendored).contains("Vendored "),
         "{}",

@@ -239,6 +239,16 @@ pub(crate) fn conda_forge_sized() -> Option<&'static Path> {
 /// it to the loopback server, as an operator's mirror would.
 pub(crate) const PUBLIC_CHANNELS: &str = "https://conda.anaconda.org";
 
+/// A developer's home under `dir` with the world's real Miniforge installed in it, as the
+/// developer who runs `vendor` has: returns the home and its conda.
+pub(crate) fn developer_miniforge(dir: &Path) -> (PathBuf, PathBuf) {
+    let home = dir.join("developer");
+    fs::create_dir_all(&home).unwrap();
+    let installers = world().expect("the real-conda world").join("installers");
+    let conda = super::developer_conda_from(&installers.join(MINIFORGE), &home);
+    (home, conda)
+}
+
 /// A developer's real conda with conda's lockfile plugin (the world's Miniforge), pointed at a
 /// server's channels: what builds real environments and writes the lockfiles stories push.
 pub(crate) struct LockingDeveloper {

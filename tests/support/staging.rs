@@ -205,6 +205,12 @@ impl StageOptions {
         self
     }
 
+    /// With the network cut, as on an air-gapped foundation: loopback only.
+    pub(crate) fn offline(mut self) -> Self {
+        self.no_network = true;
+        self
+    }
+
     pub(crate) fn cache(mut self, dir: &Path) -> Self {
         self.cache = Some(dir.to_path_buf());
         self
@@ -466,9 +472,7 @@ impl PushWorld {
     }
 
     pub(crate) fn packaged(fixture: &str, packaging: &Packaging) -> Self {
-        let dir = scratch();
-        let server = Server::start(&fixtures().dir);
-        let zip = package(&server, dir.path(), packaging);
+        let Packaged { dir, server, zip } = Packaged::new(packaging);
         let app = app(fixture, dir.path());
         Self {
             dir,
@@ -486,6 +490,33 @@ impl PushWorld {
             options,
             &self.dir.path().join(name),
         )
+    }
+}
+
+/// The buildpack packaged against a fresh fixture server, in a scratch dir: the start of a
+/// story that writes or copies apps of its own and stages each through the zip.
+pub(crate) struct Packaged {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) server: Server,
+    pub(crate) zip: PathBuf,
+}
+
+impl Packaged {
+    pub(crate) fn new(packaging: &Packaging) -> Self {
+        let dir = scratch();
+        let server = Server::start(&fixtures().dir);
+        let zip = package(&server, dir.path(), packaging);
+        Self { dir, server, zip }
+    }
+
+    /// An app written under the scratch dir from `(file, content)` pairs.
+    pub(crate) fn app(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        write_app(self.dir.path(), name, files)
+    }
+
+    /// `app` staged through the zip with `options`, its output in the scratch dir's `name`.
+    pub(crate) fn stage(&self, app: &Path, name: &str, options: &StageOptions) -> Staging {
+        stage(app, &[&self.zip], options, &self.dir.path().join(name))
     }
 }
 

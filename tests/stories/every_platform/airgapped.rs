@@ -15,9 +15,7 @@ use crate::support::{
 };
 
 fn offline(server: &Server) -> StageOptions {
-    let mut options = StageOptions::with_channels(server);
-    options.no_network = true;
-    options
+    StageOptions::with_channels(server).offline()
 }
 
 fn vendored_packages(app: &Path) -> Vec<PathBuf> {

@@ -252,8 +252,7 @@ fn the_vendored_offline_sample_stages_with_no_network() {
         "{}",
         stdout(&vendored)
     );
-    let mut options = StageOptions::with_channels(&server);
-    options.no_network = true;
+    let options = StageOptions::with_channels(&server).offline();
     let staging = stage(&app, &[&cached], &options, &dir.path().join("out"));
     staging
         .assert_success()

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use crate::support::{
     BINARY, Packaging, Server, StageOptions, app, assert_numpy_web_runs, fixtures, package,
-    scratch, stage, stdout, vendor_command,
+    scratch, stage, stdout,
 };
 
 fn on(stack: &str, server: &Server) -> StageOptions {
@@ -70,23 +70,14 @@ fn the_cflinuxfs5_cached_zip_stages_a_vendored_app_with_the_network_cut() {
     let home = dir.path().join("developer");
     std::fs::create_dir_all(&home).unwrap();
     let conda = support::developer_conda(&home);
-    let vendored = vendor_command(&app, &conda, &server, &home)
-        .args(["--stack", "cflinuxfs5"])
-        .output()
-        .unwrap();
-    assert!(
-        vendored.status.success(),
-        "vendor failed: {}",
-        String::from_utf8_lossy(&vendored.stderr)
-    );
+    let vendored = support::vendor_ok(&app, &conda, &server, &home, &["--stack", "cflinuxfs5"]);
     assert!(
         stdout(&vendored).contains("Vendoring for glibc 2.39 (cflinuxfs5)"),
         "{}",
         stdout(&vendored)
     );
 
-    let mut offline = on("cflinuxfs5", &server);
-    offline.no_network = true;
+    let offline = on("cflinuxfs5", &server).offline();
     let staging = stage(&app, &[&cached], &offline, &dir.path().join("offline"));
     staging
         .assert_success()

@@ -148,6 +148,18 @@ fn zeros_tar(out: &mut dyn Write, files: usize, size: u64) {
     out.write_all(&[0; 1024]).unwrap();
 }
 
+/// Stages `app` through `zip` with the network cut, `stage`'s TMPDIR and the output in `dir`.
+fn stage_offline(
+    app: &Path,
+    zip: &Path,
+    server: &Server,
+    dir: &Path,
+    case: &str,
+) -> support::Staging {
+    let options = StageOptions::with_channels(server).tmpdir(dir).offline();
+    stage(app, &[zip], &options, &dir.join(case).join("out"))
+}
+
 #[test]
 fn hostile_vendored_packages_are_refused_naming_the_entry_and_nothing_escapes() {
     let dir = scratch();
@@ -253,9 +265,7 @@ fn hostile_vendored_packages_are_refused_naming_the_entry_and_nothing_escapes() 
         fs::create_dir_all(&vendor).unwrap();
         let file = format!("evil-1.0-0.{extension}");
         fs::write(vendor.join(&file), &bytes).unwrap();
-        let mut options = StageOptions::with_channels(&server).tmpdir(dir.path());
-        options.no_network = true;
-        let staging = stage(&app, &[&zip], &options, &dir.path().join(case).join("out"));
+        let staging = stage_offline(&app, &zip, &server, dir.path(), case);
         staging
             .assert_supply_failed()
             .assert_clean_log()
@@ -446,9 +456,7 @@ fn a_cached_zip_whose_installer_was_altered_or_removed_is_never_run() {
         ),
     ];
     for (case, zip, expected) in cases {
-        let mut options = StageOptions::with_channels(&server).tmpdir(dir.path());
-        options.no_network = true;
-        let staging = stage(&app, &[&zip], &options, &dir.path().join(case).join("out"));
+        let staging = stage_offline(&app, &zip, &server, dir.path(), case);
         staging
             .assert_supply_failed()
             .assert_bounded(30, 64)

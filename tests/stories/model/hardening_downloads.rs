@@ -27,6 +27,13 @@ impl World {
         Self::packaged(&Packaging::default())
     }
 
+    /// A world whose server answers every request for the installer with `fault`.
+    fn installer_answers(fault: Fault) -> Self {
+        let world = Self::new();
+        world.server.fault(INSTALLER, fault);
+        world
+    }
+
     fn packaged(packaging: &Packaging) -> Self {
         Self {
             base: PushWorld::packaged("numpy-web", packaging),
@@ -44,6 +51,13 @@ impl World {
             &options.cache(&self.cache(name)).tmpdir(self.dir.path()),
             &self.dir.path().join(name).join("out"),
         )
+    }
+
+    /// Stages `case` with the installer answered by `fault` alone (earlier faults cleared).
+    fn stage_against(&self, case: &str, fault: Fault) -> support::Staging {
+        self.server.clear_faults();
+        self.server.fault(INSTALLER, fault);
+        self.stage(case, self.options())
     }
 
     fn options(&self) -> StageOptions {
@@ -76,8 +90,7 @@ fn files_named(dir: &Path, part: &str) -> Vec<PathBuf> {
 
 #[test]
 fn a_tampered_installer_is_deleted_and_never_run() {
-    let world = World::new();
-    world.server.fault(INSTALLER, Fault::Tamper);
+    let world = World::installer_answers(Fault::Tamper);
     let staging = world.stage("tampered", world.options());
     staging
         .assert_supply_failed()
@@ -116,10 +129,8 @@ fn broken_connections_are_retried_then_fail_cleanly() {
         ),
     ];
     for (case, fault, expected) in cases {
-        world.server.clear_faults();
-        world.server.fault(INSTALLER, fault);
         let before = world.installer_requests();
-        let staging = world.stage(case, world.options());
+        let staging = world.stage_against(case, fault);
         staging
             .assert_supply_failed()
             .assert_bounded(30, 64)
@@ -168,10 +179,8 @@ fn permanent_answers_fail_at_once() {
         ),
     ];
     for (case, fault, requests, expected) in cases {
-        world.server.clear_faults();
-        world.server.fault(INSTALLER, fault);
         let before = world.installer_requests();
-        let staging = world.stage(case, world.options());
+        let staging = world.stage_against(case, fault);
         staging
             .assert_supply_failed()
             .assert_bounded(15, 64)
@@ -185,14 +194,10 @@ fn permanent_answers_fail_at_once() {
 
 #[test]
 fn a_server_that_fails_twice_then_answers_is_retried_and_staging_succeeds() {
-    let world = World::new();
-    world.server.fault(
-        INSTALLER,
-        Fault::Status {
-            status: 500,
-            times: 2,
-        },
-    );
+    let world = World::installer_answers(Fault::Status {
+        status: 500,
+        times: 2,
+    });
     let staging = world.stage("flaky", world.options());
     staging
         .assert_success()
@@ -204,10 +209,7 @@ fn a_server_that_fails_twice_then_answers_is_retried_and_staging_succeeds() {
 
 #[test]
 fn a_stalled_server_times_out_after_bp_download_timeout() {
-    let world = World::new();
-    world
-        .server
-        .fault(INSTALLER, Fault::Stall(Duration::from_secs(60)));
+    let world = World::installer_answers(Fault::Stall(Duration::from_secs(60)));
     let staging = world.stage("stalled", world.options().env("BP_DOWNLOAD_TIMEOUT", "2"));
     // Four attempts of two seconds and the backoff between them (0.5 + 1 + 2 s).
     staging
@@ -240,19 +242,22 @@ fn a_slow_link_that_keeps_sending_is_not_cut_off() {
     assert_eq!(world.installer_requests(), 1);
 }
 
+/// Stages with both spellings of the proxy variable set to `proxy`, as operators set them.
+fn stage_through_proxy(world: &World, name: &str, proxy: &str) -> support::Staging {
+    let options = world
+        .options()
+        .env("HTTP_PROXY", proxy)
+        .env("http_proxy", proxy);
+    world.stage(name, options)
+}
+
 #[test]
 fn a_proxy_that_wants_credentials_gets_them_and_they_never_reach_the_log() {
     let world = World::new();
     let proxy = Proxy::start("alice", "s3cret-Pa55");
 
     let right = proxy.url_with("alice", "s3cret-Pa55");
-    let staging = world.stage(
-        "right-credentials",
-        world
-            .options()
-            .env("HTTP_PROXY", &right)
-            .env("http_proxy", &right),
-    );
+    let staging = stage_through_proxy(&world, "right-credentials", &right);
     staging
         .assert_success()
         .assert_log_lacks("s3cret-Pa55")
@@ -266,13 +271,7 @@ fn a_proxy_that_wants_credentials_gets_them_and_they_never_reach_the_log() {
     assert!(stdout(&run).contains("numpy 1.26.4"), "{}", stdout(&run));
 
     let wrong = proxy.url_with("alice", "wr0ng-Guess");
-    let staging = world.stage(
-        "wrong-credentials",
-        world
-            .options()
-            .env("HTTP_PROXY", &wrong)
-            .env("http_proxy", &wrong),
-    );
+    let staging = stage_through_proxy(&world, "wrong-credentials", &wrong);
     staging
         .assert_supply_failed()
         .assert_bounded(15, 64)

@@ -10,10 +10,7 @@ use crate::support;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::support::{
-    Packaging, Server, StageOptions, app, assert_numpy_web_runs, droplet_file, fixtures, package,
-    scratch, stage,
-};
+use crate::support::{Packaged, Packaging, StageOptions, app, assert_numpy_web_runs, droplet_file};
 
 /// Seconds and MiB a failing staging may take: it copies the app and unpacks the zip, then
 /// the buildpack refuses the input before the installer runs. Reading a 100 MB file whole, or
@@ -21,35 +18,17 @@ use crate::support::{
 const FAIL_SECONDS: u64 = 30;
 const FAIL_MIB: u64 = 64;
 
-struct World {
-    dir: tempfile::TempDir,
-    server: Server,
-    zip: PathBuf,
+/// A fresh copy of the numpy-web fixture app.
+fn numpy_web(world: &Packaged, name: &str) -> PathBuf {
+    let parent = world.dir.path().join(name);
+    fs::create_dir_all(&parent).unwrap();
+    app("numpy-web", &parent)
 }
 
-impl World {
-    fn new() -> Self {
-        let dir = scratch();
-        let server = Server::start(&fixtures().dir);
-        let zip = package(&server, dir.path(), &Packaging::default());
-        Self { dir, server, zip }
-    }
-
-    /// A fresh copy of the numpy-web fixture app.
-    fn app(&self, name: &str) -> PathBuf {
-        let parent = self.dir.path().join(name);
-        fs::create_dir_all(&parent).unwrap();
-        app("numpy-web", &parent)
-    }
-
-    fn stage(&self, app: &Path, name: &str) -> support::Staging {
-        stage(
-            app,
-            &[&self.zip],
-            &StageOptions::with_channels(&self.server).tmpdir(self.dir.path()),
-            &self.dir.path().join(name).join("out"),
-        )
-    }
+/// Stages `app` with the scratch dir as `stage`'s TMPDIR, its output beside the app.
+fn stage_app(world: &Packaged, app: &Path, name: &str) -> support::Staging {
+    let options = StageOptions::with_channels(&world.server).tmpdir(world.dir.path());
+    world.stage(app, &format!("{name}/out"), &options)
 }
 
 /// An alias bomb: 10 references nested 9 deep, a billion entries once expanded.
@@ -67,7 +46,7 @@ fn alias_bomb() -> String {
 
 #[test]
 fn bad_environment_files_fail_with_a_clear_message_in_bounded_time_and_memory() {
-    let world = World::new();
+    let world = Packaged::new(&Packaging::default());
     let hundred_mb = {
         let line = "  - numpy # a line of a data file committed as environment.yml\n";
         let mut text = String::from("dependencies:\n");
@@ -162,9 +141,9 @@ fn bad_environment_files_fail_with_a_clear_message_in_bounded_time_and_memory() 
         ),
     ];
     for (case, bytes, expected) in cases {
-        let app = world.app(case);
+        let app = numpy_web(&world, case);
         fs::write(app.join("environment.yml"), &bytes).unwrap();
-        let staging = world.stage(&app, case);
+        let staging = stage_app(&world, &app, case);
         staging
             .assert_supply_failed()
             .assert_clean_log()
@@ -178,7 +157,7 @@ fn bad_environment_files_fail_with_a_clear_message_in_bounded_time_and_memory() 
 
 #[test]
 fn a_garbage_runtime_txt_fails_naming_what_it_found() {
-    let world = World::new();
+    let world = Packaged::new(&Packaging::default());
     let cases: Vec<(&str, &[u8], &[&str])> = vec![
         (
             "garbage",
@@ -202,9 +181,9 @@ fn a_garbage_runtime_txt_fails_naming_what_it_found() {
         ("binary", b"\xff\xfe\0p\0y", &["runtime.txt is not text"]),
     ];
     for (case, bytes, expected) in cases {
-        let app = world.app(case);
+        let app = numpy_web(&world, case);
         fs::write(app.join("runtime.txt"), bytes).unwrap();
-        let staging = world.stage(&app, case);
+        let staging = stage_app(&world, &app, case);
         staging
             .assert_supply_failed()
             .assert_bounded(FAIL_SECONDS, FAIL_MIB);
@@ -216,8 +195,8 @@ fn a_garbage_runtime_txt_fails_naming_what_it_found() {
 
 #[test]
 fn a_byte_order_mark_and_crlf_in_environment_yml_are_accepted() {
-    let world = World::new();
-    let app = world.app("bom-crlf");
+    let world = Packaged::new(&Packaging::default());
+    let app = numpy_web(&world, "bom-crlf");
     let original = fs::read_to_string(app.join("environment.yml")).unwrap();
     // What Notepad writes: a BOM and CRLF line ends. conda reads the file as it is.
     fs::write(
@@ -225,7 +204,7 @@ fn a_byte_order_mark_and_crlf_in_environment_yml_are_accepted() {
         format!("\u{feff}{}", original.replace('\n', "\r\n")),
     )
     .unwrap();
-    let staging = world.stage(&app, "bom-crlf");
+    let staging = stage_app(&world, &app, "bom-crlf");
     staging
         .assert_success()
         .assert_clean_log()
@@ -235,8 +214,8 @@ fn a_byte_order_mark_and_crlf_in_environment_yml_are_accepted() {
 
 #[test]
 fn a_windows_runtime_txt_and_a_procfile_without_web_are_accepted() {
-    let world = World::new();
-    let app = world.app("windows-runtime-worker");
+    let world = Packaged::new(&Packaging::default());
+    let app = numpy_web(&world, "windows-runtime-worker");
     // The Python comes from runtime.txt alone.
     let environment = fs::read_to_string(app.join("environment.yml")).unwrap();
     fs::write(
@@ -248,7 +227,7 @@ fn a_windows_runtime_txt_and_a_procfile_without_web_are_accepted() {
     // A worker app: no web process. Staging succeeds and says what is missing; the app runs
     // with the command given at push time.
     fs::write(app.join("Procfile"), "worker: python app.py --once\r\n").unwrap();
-    let staging = world.stage(&app, "windows-runtime-worker");
+    let staging = stage_app(&world, &app, "windows-runtime-worker");
     staging
         .assert_success()
         .assert_log_contains("with python==3.11.9 from runtime.txt")
@@ -262,7 +241,7 @@ fn a_windows_runtime_txt_and_a_procfile_without_web_are_accepted() {
 
 #[test]
 fn links_that_leave_the_app_are_refused_and_links_inside_it_are_followed() {
-    let world = World::new();
+    let world = Packaged::new(&Packaging::default());
     // A real, valid environment file outside the app: refused for where it is, not for what
     // it holds.
     let outside = world.dir.path().join("outside.yml");
@@ -331,12 +310,12 @@ fn links_that_leave_the_app_are_refused_and_links_inside_it_are_followed() {
         ),
     ];
     for (case, name, target, expected) in cases {
-        let app = world.app(case);
+        let app = numpy_web(&world, case);
         let link = app.join(name);
         fs::create_dir_all(link.parent().unwrap()).unwrap();
         let _ = fs::remove_file(&link);
         std::os::unix::fs::symlink(target, &link).unwrap();
-        let staging = world.stage(&app, case);
+        let staging = stage_app(&world, &app, case);
         staging
             .assert_supply_failed()
             .assert_bounded(FAIL_SECONDS, FAIL_MIB);
@@ -349,22 +328,22 @@ fn links_that_leave_the_app_are_refused_and_links_inside_it_are_followed() {
 
     // A link that stays inside the app is what a developer with one file per environment
     // has, and it works.
-    let app = world.app("env-inside");
+    let app = numpy_web(&world, "env-inside");
     fs::create_dir_all(app.join("envs")).unwrap();
     fs::rename(app.join("environment.yml"), app.join("envs/prod.yml")).unwrap();
     std::os::unix::fs::symlink("envs/prod.yml", app.join("environment.yml")).unwrap();
-    let staging = world.stage(&app, "env-inside");
+    let staging = stage_app(&world, &app, "env-inside");
     staging.assert_success();
     assert_numpy_web_runs(&staging);
 }
 
 #[test]
 fn an_app_with_nothing_to_install_is_told_so() {
-    let world = World::new();
+    let world = Packaged::new(&Packaging::default());
     // `cf push -b conda_buildpack` names the buildpack, so detect never ran.
     let dir = world.dir.path().join("no-conda");
     let app = app("no-conda", &dir);
-    let staging = world.stage(&app, "no-conda");
+    let staging = stage_app(&world, &app, "no-conda");
     staging
         .assert_supply_failed()
         .assert_bounded(FAIL_SECONDS, FAIL_MIB)

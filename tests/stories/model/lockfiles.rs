@@ -4,14 +4,12 @@
 //! before anything is downloaded. The stories run on the model (our builder, the conda
 //! double); tests/real_conda_lockfiles.rs tells them on real conda.
 
-use crate::support;
-
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::support::{
-    Packaging, Server, StageOptions, Staging, fixtures, launch, package, scratch, stage, stdout,
+    Packaged, Packaging, Server, StageOptions, Staging, fixtures, launch, stdout,
 };
 use sha2::{Digest, Sha256};
 
@@ -66,31 +64,9 @@ fn pixi_lock(packages: &[&str], pypi: &[(&str, &str, String, String)]) -> String
     text
 }
 
-struct World {
-    dir: tempfile::TempDir,
-    server: Server,
-    zip: PathBuf,
-}
-
-impl World {
-    fn new(packaging: &Packaging) -> Self {
-        let dir = scratch();
-        let server = Server::start(&fixtures().dir);
-        let zip = package(&server, dir.path(), packaging);
-        Self { dir, server, zip }
-    }
-
-    fn app(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
-        support::write_app(self.dir.path(), name, files)
-    }
-
-    fn options(&self) -> StageOptions {
-        StageOptions::with_channels(&self.server).cache(&self.dir.path().join("cache"))
-    }
-
-    fn push(&self, app: &Path, name: &str, options: &StageOptions) -> Staging {
-        stage(app, &[&self.zip], options, &self.dir.path().join(name))
-    }
+/// The app cache every push of a story shares.
+fn options(world: &Packaged) -> StageOptions {
+    StageOptions::with_channels(&world.server).cache(&world.dir.path().join("cache"))
 }
 
 fn conda_meta(staging: &Staging) -> Vec<String> {
@@ -123,7 +99,7 @@ fn expected(packages: &[&str]) -> Vec<String> {
 
 #[test]
 fn a_pixi_lock_installs_exactly_its_packages_with_no_repodata() {
-    let world = World::new(&Packaging::default());
+    let world = Packaged::new(&Packaging::default());
     let app = world.app(
         "pixi",
         &[
@@ -132,7 +108,7 @@ fn a_pixi_lock_installs_exactly_its_packages_with_no_repodata() {
             ("Procfile", "web: python -c 'import click'\n"),
         ],
     );
-    let staging = world.push(&app, "out", &world.options());
+    let staging = world.stage(&app, "out", &options(&world));
     staging
         .assert_success()
         .assert_clean_log()
@@ -152,14 +128,14 @@ fn a_pixi_lock_installs_exactly_its_packages_with_no_repodata() {
         .replace(&"1".repeat(64), &"2".repeat(64));
     fs::write(app.join("pixi.lock"), reordered).unwrap();
     world
-        .push(&app, "out2", &world.options())
+        .stage(&app, "out2", &options(&world))
         .assert_success()
         .assert_log_contains("Restoring the conda environment from the cache");
 }
 
 #[test]
 fn a_runtime_txt_that_disagrees_with_the_lock_is_warned_about() {
-    let world = World::new(&Packaging::default());
+    let world = Packaged::new(&Packaging::default());
     let app = world.app(
         "pixi",
         &[
@@ -168,7 +144,7 @@ fn a_runtime_txt_that_disagrees_with_the_lock_is_warned_about() {
         ],
     );
     world
-        .push(&app, "out", &world.options())
+        .stage(&app, "out", &options(&world))
         .assert_success()
         .assert_log_contains(
             "runtime.txt asks for python-3.9.x but pixi.lock asks for `python 3.11.9`",
@@ -177,14 +153,14 @@ fn a_runtime_txt_that_disagrees_with_the_lock_is_warned_about() {
 
 #[test]
 fn what_the_lock_cannot_give_fails_before_any_download() {
-    let world = World::new(&Packaging::default());
+    let world = Packaged::new(&Packaging::default());
     let lock = pixi_lock(&PACKAGES, &[]);
     let unknown = world.app("unknown", &[("pixi.lock", &lock)]);
     world
-        .push(
+        .stage(
             &unknown,
             "unknown",
-            &world.options().env("BP_PIXI_ENVIRONMENT", "prod"),
+            &options(&world).env("BP_PIXI_ENVIRONMENT", "prod"),
         )
         .assert_supply_failed()
         .assert_clean_log()
@@ -192,10 +168,10 @@ fn what_the_lock_cannot_give_fails_before_any_download() {
         .assert_log_contains("BP_PIXI_ENVIRONMENT asks for `prod`.")
         .assert_log_contains("The lock has: default, other.");
     world
-        .push(
+        .stage(
             &unknown,
             "mac",
-            &world.options().env("BP_PIXI_ENVIRONMENT", "other"),
+            &options(&world).env("BP_PIXI_ENVIRONMENT", "other"),
         )
         .assert_supply_failed()
         .assert_log_contains("pixi.lock has no packages for linux-64")
@@ -206,7 +182,7 @@ fn what_the_lock_cannot_give_fails_before_any_download() {
         &[("pixi.lock", &lock.replace("version: 6", "version: 5"))],
     );
     world
-        .push(&v5, "v5", &world.options())
+        .stage(&v5, "v5", &options(&world))
         .assert_supply_failed()
         .assert_log_contains("pixi.lock says `version: 5`; the buildpack, like conda's lockfile plugin, reads version 6.");
     let escaping = world.app(
@@ -217,13 +193,13 @@ fn what_the_lock_cannot_give_fails_before_any_download() {
         )],
     );
     world
-        .push(&escaping, "escaping", &world.options())
+        .stage(&escaping, "escaping", &options(&world))
         .assert_supply_failed()
         .assert_log_contains("conda-lock.yml locks a package the buildpack cannot install")
         .assert_log_contains("is not a conda package file name");
     let truncated = world.app("truncated", &[("pixi.lock", &lock[..lock.len() / 2])]);
     world
-        .push(&truncated, "truncated", &world.options())
+        .stage(&truncated, "truncated", &options(&world))
         .assert_supply_failed()
         .assert_clean_log()
         .assert_log_contains("pixi.lock");
@@ -232,7 +208,7 @@ fn what_the_lock_cannot_give_fails_before_any_download() {
     file.write_all(lock.as_bytes()).unwrap();
     file.write_all(&vec![b'#'; 33 * 1024 * 1024]).unwrap();
     world
-        .push(&huge, "huge", &world.options())
+        .stage(&huge, "huge", &options(&world))
         .assert_supply_failed()
         .assert_log_contains("pixi.lock is too large");
     assert_eq!(
@@ -244,7 +220,7 @@ fn what_the_lock_cannot_give_fails_before_any_download() {
 
 #[test]
 fn a_package_that_does_not_match_its_hash_fails_and_a_fixed_lock_then_stages() {
-    let world = World::new(&Packaging::default());
+    let world = Packaged::new(&Packaging::default());
     let good = pixi_lock(&PACKAGES, &[]);
     let click = sha256_of(&channel_file(PACKAGES[2]));
     let app = world.app(
@@ -252,7 +228,7 @@ fn a_package_that_does_not_match_its_hash_fails_and_a_fixed_lock_then_stages() {
         &[("pixi.lock", &good.replace(&click, &"0".repeat(64)))],
     );
     world
-        .push(&app, "bad", &world.options())
+        .stage(&app, "bad", &options(&world))
         .assert_supply_failed()
         .assert_clean_log()
         .assert_log_contains("click-8.1.3-pyhd8ed1ab_0.conda does not match pixi.lock")
@@ -262,7 +238,7 @@ fn a_package_that_does_not_match_its_hash_fails_and_a_fixed_lock_then_stages() {
         ))
         .assert_log_contains(&click);
     fs::write(app.join("pixi.lock"), &good).unwrap();
-    world.push(&app, "good", &world.options()).assert_success();
+    world.stage(&app, "good", &options(&world)).assert_success();
 }
 
 /// A wheel with one module, served by its own loopback index.
@@ -303,7 +279,7 @@ fn a_locked_app_with_pypi_packages_is_vendored_and_stages_air_gapped() {
         eprintln!("this machine's python has no pip for the fixture channel; nothing to test");
         return;
     }
-    let world = World::new(&Packaging::cached());
+    let world = Packaged::new(&Packaging::cached());
     let (wheels, sha) = wheel(world.dir.path());
     let index = Server::start(&wheels);
     let url = format!("{}/lockedwheel-1.0-py3-none-any.whl", index.url());
@@ -319,7 +295,7 @@ fn a_locked_app_with_pypi_packages_is_vendored_and_stages_air_gapped() {
         ],
     );
     // Online: pip fetches the locked wheel itself, checking its hash.
-    let online = world.push(&app, "online", &world.options());
+    let online = world.stage(&app, "online", &options(&world));
     online
         .assert_success()
         .assert_clean_log()
@@ -353,10 +329,10 @@ fn a_locked_app_with_pypi_packages_is_vendored_and_stages_air_gapped() {
             .is_file()
     );
     drop(index);
-    let mut offline =
-        StageOptions::with_channels(&world.server).cache(&world.dir.path().join("offline-cache"));
-    offline.no_network = true;
-    let staging = world.push(&app, "offline", &offline);
+    let offline = StageOptions::with_channels(&world.server)
+        .cache(&world.dir.path().join("offline-cache"))
+        .offline();
+    let staging = world.stage(&app, "offline", &offline);
     staging
         .assert_success()
         .assert_clean_log()
@@ -372,7 +348,7 @@ fn a_locked_app_with_pypi_packages_is_vendored_and_stages_air_gapped() {
     let tampered = pixi_lock(&PACKAGES, &[("lockedwheel", "1.0", url, "0".repeat(64))]);
     fs::write(app.join("pixi.lock"), tampered).unwrap();
     world
-        .push(&app, "tampered", &offline)
+        .stage(&app, "tampered", &offline)
         .assert_supply_failed()
         .assert_log_contains("Staging failed installing the locked PyPI packages")
         .assert_log_contains("HASHES");
@@ -380,11 +356,13 @@ fn a_locked_app_with_pypi_packages_is_vendored_and_stages_air_gapped() {
 
 #[test]
 fn a_changed_lock_removes_what_it_dropped() {
-    let world = World::new(&Packaging::default());
+    let world = Packaged::new(&Packaging::default());
     let app = world.app("changing", &[("pixi.lock", &pixi_lock(&PACKAGES, &[]))]);
-    world.push(&app, "first", &world.options()).assert_success();
+    world
+        .stage(&app, "first", &options(&world))
+        .assert_success();
     fs::write(app.join("pixi.lock"), pixi_lock(&PACKAGES[..2], &[])).unwrap();
-    let updated = world.push(&app, "second", &world.options());
+    let updated = world.stage(&app, "second", &options(&world));
     updated
         .assert_success()
         .assert_clean_log()
@@ -394,7 +372,7 @@ fn a_changed_lock_removes_what_it_dropped() {
 
 #[test]
 fn pypi_extras_in_environment_yml_are_left_to_conda() {
-    let world = World::new(&Packaging::default());
+    let world = Packaged::new(&Packaging::default());
     let app = world.app(
         "extras",
         &[(
@@ -403,14 +381,14 @@ fn pypi_extras_in_environment_yml_are_left_to_conda() {
         )],
     );
     world
-        .push(&app, "out", &world.options())
+        .stage(&app, "out", &options(&world))
         .assert_success()
         .assert_log_lacks("conda cannot read");
 }
 
 #[test]
 fn every_python_3_installer_line_installs_a_lock_even_without_conda_s_lockfile_plugin() {
-    let world = World::new(&Packaging::default());
+    let world = Packaged::new(&Packaging::default());
     let app = world.app("lines", &[("pixi.lock", &pixi_lock(&PACKAGES, &[]))]);
     for (distribution, version) in [
         ("miniforge", "24.7.1"),
@@ -418,12 +396,11 @@ fn every_python_3_installer_line_installs_a_lock_even_without_conda_s_lockfile_p
         ("miniconda", "4.12.0"),
         ("miniconda", "4.7.12.1"),
     ] {
-        let options = world
-            .options()
+        let options = options(&world)
             .cache(&world.dir.path().join(format!("cache-{version}")))
             .env("BP_CONDA_DISTRIBUTION", distribution)
             .env("BP_CONDA_VERSION", version);
-        let staging = world.push(&app, &format!("out-{version}"), &options);
+        let staging = world.stage(&app, &format!("out-{version}"), &options);
         staging
             .assert_success()
             .assert_log_contains(&format!(" {version} "))

@@ -8,74 +8,54 @@ use crate::support;
 use std::fs;
 
 use crate::support::canary::assert_canary_nowhere;
-use crate::support::{
-    Packaging, Server, StageOptions, Staging, app, fixtures, package, scratch, stage,
-};
+use crate::support::{Packaged, Packaging, StageOptions, Staging, app, fixtures, package, stage};
 
 const CANARY: &str = "Canary-s3cret-26";
 
-struct World {
-    dir: tempfile::TempDir,
-    server: Server,
-    zip: std::path::PathBuf,
+/// Pushes the fixture app with an app cache of its own, both named after `name`.
+fn push(
+    world: &Packaged,
+    fixture: &str,
+    name: &str,
+    options: StageOptions,
+) -> (Staging, std::path::PathBuf) {
+    let app = app(fixture, &world.dir.path().join(name));
+    let cache = world.dir.path().join(format!("{name}-cache"));
+    let staging = world.stage(&app, &format!("{name}-out"), &options.cache(&cache));
+    (staging, cache)
 }
 
-impl World {
-    fn new() -> Self {
-        let dir = scratch();
-        let server = Server::start(&fixtures().dir);
-        let zip = package(&server, dir.path(), &Packaging::default());
-        Self { dir, server, zip }
-    }
-
-    fn push(
-        &self,
-        fixture: &str,
-        name: &str,
-        options: StageOptions,
-    ) -> (Staging, std::path::PathBuf) {
-        let app = app(fixture, &self.dir.path().join(name));
-        let cache = self.dir.path().join(format!("{name}-cache"));
-        let staging = stage(
-            &app,
-            &[&self.zip],
-            &options.cache(&cache),
-            &self.dir.path().join(format!("{name}-out")),
-        );
-        (staging, cache)
-    }
-
-    /// The server's URL with `user:password@`.
-    fn url_with(&self, user: &str, password: &str) -> String {
-        self.server
-            .url()
-            .replacen("http://", &format!("http://{user}:{password}@"), 1)
-    }
+/// The fixture server's URL with `user:password@`.
+fn url_with(world: &Packaged, user: &str, password: &str) -> String {
+    world
+        .server
+        .url()
+        .replacen("http://", &format!("http://{user}:{password}@"), 1)
 }
 
 #[test]
 fn a_password_in_the_channel_alias_is_never_shown_even_with_bp_debug() {
-    let world = World::new();
-    let alias = world.url_with("alice", CANARY);
+    let world = Packaged::new(&Packaging::default());
+    let alias = url_with(&world, "alice", CANARY);
     let options = StageOptions::with_channels(&world.server)
         .env("CONDA_CHANNEL_ALIAS", &alias)
         .env("BP_DEBUG", "1");
-    let (staging, cache) = world.push("numpy-web", "alias", options);
+    let (staging, cache) = push(&world, "numpy-web", "alias", options);
     staging.assert_log_contains("alice:-redacted-@127.0.0.1");
     assert_canary_nowhere(CANARY, &staging, &cache);
 }
 
 #[test]
 fn a_token_path_and_a_password_in_pip_index_url_are_never_shown() {
-    let world = World::new();
+    let world = Packaged::new(&Packaging::default());
     let options = StageOptions::with_channels(&world.server)
         .env(
             "CONDA_DEFAULT_CHANNELS",
             &format!("{}/t/{CANARY}/main", world.server.url()),
         )
-        .env("PIP_INDEX_URL", &world.url_with("bob", CANARY))
+        .env("PIP_INDEX_URL", &url_with(&world, "bob", CANARY))
         .env("BP_DEBUG", "1");
-    let (staging, cache) = world.push("pip-requirements", "token", options);
+    let (staging, cache) = push(&world, "pip-requirements", "token", options);
     assert_canary_nowhere(CANARY, &staging, &cache);
 }
 
@@ -87,7 +67,7 @@ fn conda_service(credentials: &str) -> String {
 
 #[test]
 fn a_bound_service_is_named_in_the_log_and_its_password_is_nowhere() {
-    let world = World::new();
+    let world = Packaged::new(&Packaging::default());
     let credentials = format!(
         r#"{{"channel_alias":"{}","username":"alice","password":"{CANARY}"}}"#,
         world.server.url()
@@ -95,7 +75,7 @@ fn a_bound_service_is_named_in_the_log_and_its_password_is_nowhere() {
     let options = StageOptions::with_channels(&world.server)
         .env("VCAP_SERVICES", &conda_service(&credentials))
         .env("BP_DEBUG", "1");
-    let (staging, cache) = world.push("numpy-web", "service", options);
+    let (staging, cache) = push(&world, "numpy-web", "service", options);
     staging
         .assert_log_contains(
             "       Channel settings and credentials from the service conda-mirror (tagged conda)",
@@ -106,7 +86,7 @@ fn a_bound_service_is_named_in_the_log_and_its_password_is_nowhere() {
 
 #[test]
 fn a_malformed_binding_fails_with_a_clear_message_that_echoes_no_value() {
-    let world = World::new();
+    let world = Packaged::new(&Packaging::default());
     for (vcap, expected) in [
         (
             format!(
@@ -122,7 +102,7 @@ fn a_malformed_binding_fails_with_a_clear_message_that_echoes_no_value() {
         ),
     ] {
         let options = StageOptions::with_channels(&world.server).env("VCAP_SERVICES", &vcap);
-        let (staging, _cache) = world.push("numpy-web", "malformed", options);
+        let (staging, _cache) = push(&world, "numpy-web", "malformed", options);
         staging
             .assert_supply_failed()
             .assert_log_contains("A bound conda service cannot be used")
@@ -133,7 +113,7 @@ fn a_malformed_binding_fails_with_a_clear_message_that_echoes_no_value() {
 
 #[test]
 fn the_apps_condarc_names_channels_and_refuses_what_the_buildpack_controls() {
-    let world = World::new();
+    let world = Packaged::new(&Packaging::default());
     let app = app("numpy-web", &world.dir.path().join("condarc"));
     fs::write(
         app.join(".condarc"),
@@ -172,7 +152,7 @@ fn the_apps_condarc_names_channels_and_refuses_what_the_buildpack_controls() {
 /// other setting. Without the CA, staging fails with a message about the certificate.
 #[test]
 fn a_mirror_signed_by_the_platforms_ca_needs_no_setting() {
-    let world = World::new();
+    let world = Packaged::new(&Packaging::default());
     let visible = support::container_visible_dir();
     let ca = support::tls::PrivateCa::new(visible.path());
     let mirror = support::tls::TlsServer::start(&fixtures().dir, &ca);
@@ -226,14 +206,14 @@ fn a_mirror_signed_by_the_platforms_ca_needs_no_setting() {
 
 #[test]
 fn a_password_in_an_environment_yml_channel_is_never_shown() {
-    let world = World::new();
+    let world = Packaged::new(&Packaging::default());
     let app = app("numpy-web", &world.dir.path().join("file-channel"));
     let text = fs::read_to_string(app.join("environment.yml")).unwrap();
     fs::write(
         app.join("environment.yml"),
         text.replace(
             "  - conda-forge\n",
-            &format!("  - {}/conda-forge\n", world.url_with("alice", CANARY)),
+            &format!("  - {}/conda-forge\n", url_with(&world, "alice", CANARY)),
         ),
     )
     .unwrap();

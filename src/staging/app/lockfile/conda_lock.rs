@@ -6,21 +6,12 @@ use serde_yaml_ng::Value;
 
 use super::{CondaPackage, LockError, PLATFORM, PypiPackage, describe, invalid, scalar};
 
-const SUPPORTED: &str = "1";
-
 pub(super) fn parse(
     file: &str,
     text: &str,
 ) -> Result<(Vec<CondaPackage>, Vec<PypiPackage>), LockError> {
     let invalid = invalid(file);
-    let root = super::versioned_root(
-        file,
-        text,
-        "a conda-lock lockfile (a mapping with `version`, `metadata` and `package`)",
-        SUPPORTED,
-        "`conda-lock`",
-    )?;
-    let root = &root;
+    let root = &super::versioned_root(file, text, &super::CONDA_LOCK)?;
     let packages = match root.get("package") {
         Some(Value::Sequence(packages)) => packages.as_slice(),
         Some(Value::Null) | None => &[],

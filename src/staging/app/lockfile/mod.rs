@@ -285,13 +285,40 @@ fn invalid(file: &str) -> impl Fn(String) -> LockError + '_ {
 
 /// The top-level mapping of a versioned YAML lockfile, once its `version` is `supported`.
 /// `what` says what the file should be, `tool` what writes it.
+/// What a lock format's readers check first: the top-level shape and the one version read.
+struct LockFormat {
+    /// The format as a user would know it, with its top-level keys.
+    what: &'static str,
+    /// The one `version` read.
+    supported: &'static str,
+    /// The command that writes it.
+    tool: &'static str,
+}
+
+/// The formats read, each at the one version conda's lockfile plugin (conda-lockfiles 0.2) reads
+/// too: pixi.lock as pixi >= 0.40 and `conda export --format rattler-lock-v6` write it, and
+/// conda-lock.yml as conda-lock writes it.
+const PIXI: LockFormat = LockFormat {
+    what: "a pixi lockfile (a mapping with `version`, `environments` and `packages`)",
+    supported: "6",
+    tool: "`pixi lock`",
+};
+const CONDA_LOCK: LockFormat = LockFormat {
+    what: "a conda-lock lockfile (a mapping with `version`, `metadata` and `package`)",
+    supported: "1",
+    tool: "`conda-lock`",
+};
+
 fn versioned_root(
     file: &str,
     text: &str,
-    what: &str,
-    supported: &'static str,
-    tool: &str,
+    format: &LockFormat,
 ) -> Result<serde_yaml_ng::Mapping, LockError> {
+    let LockFormat {
+        what,
+        supported,
+        tool,
+    } = *format;
     let invalid = invalid(file);
     let document = yaml(file, text)?;
     let serde_yaml_ng::Value::Mapping(root) = document else {

@@ -8,23 +8,13 @@ use serde_yaml_ng::Value;
 
 use super::{CondaPackage, LockError, PLATFORM, PypiPackage, describe, invalid, scalar};
 
-/// The one version conda's lockfile plugin (conda-lockfiles 0.2) reads too.
-const SUPPORTED: &str = "6";
-
 pub(super) fn parse(
     file: &str,
     text: &str,
     wanted: Option<&str>,
 ) -> Result<(String, Vec<CondaPackage>, Vec<PypiPackage>), LockError> {
     let invalid = invalid(file);
-    let root = super::versioned_root(
-        file,
-        text,
-        "a pixi lockfile (a mapping with `version`, `environments` and `packages`)",
-        SUPPORTED,
-        "`pixi lock`",
-    )?;
-    let root = &root;
+    let root = &super::versioned_root(file, text, &super::PIXI)?;
     let Some(Value::Mapping(environments)) = root.get("environments") else {
         return Err(invalid("it has no `environments` mapping".into()));
     };
