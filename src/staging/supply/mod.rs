@@ -207,7 +207,7 @@ pub(crate) fn run(stager: &Stager) -> Result<(), Error> {
 /// conda's `add_pip_as_python_dependency` (on unless `CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY` turns it
 /// off): the classic and libmamba solvers give every Python environment pip; the rattler
 /// solver (conda-rattler-solver 0.1) does not, so the buildpack asks for pip itself and the
-/// solvers give the same environment (tests/conda_agreement.rs).
+/// solvers give the same environment (tests/real_conda/agreement.rs).
 fn pip_is_python_dependency() -> bool {
     !std::env::var("CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY").is_ok_and(|value| {
         matches!(
