@@ -9,7 +9,7 @@
 //!
 //! `CONDA_BP_PLATFORM=real` selects the real programs; `ci/test` runs the staging suites a
 //! second time that way when `../shared/real` is present, and says so when it is not.
-//! The real conda kit (`../shared/real/conda`) is its own lane: see `tests/real_conda.rs`.
+//! The real conda kit (`../shared/real/conda`) is its own lane: see `tests/real_conda/`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! environment.yml: staging installs exactly the locked packages, checked against their hashes,
 //! with no solve and no repodata, also offline from `vendor/`; what it cannot use is explained
 //! before anything is downloaded. The stories run on the model (our builder, the conda
-//! double); tests/real_conda_lockfiles.rs tells them on real conda.
+//! double); tests/real_conda/lockfiles.rs tells them on real conda.
 
 use std::fs;
 use std::io::Write;
